@@ -15,9 +15,10 @@ fi
 echo "setup: creating .venv (first time: torch is large, this takes a few minutes)"
 [ -d .venv ] && rm -rf .venv
 "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
 # On these machines pip is capped at the torch/torchvision pair that lies on disk; elsewhere pip picks a matching pair.
-.venv/bin/python -m pip install -q ${TORCH_SPEC:-torch torchvision}
-.venv/bin/python -m pip install -q -e '.[dev]'
+quiet() { grep -v -e 'is ignored: it is neither a file nor a directory' -e '^ *$' || true; }  # this machine's pip index noise
+.venv/bin/python -m pip install -q ${TORCH_SPEC:-torch torchvision} 2>&1 | quiet
+.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | quiet
 echo "$stamp_want" > .venv/.stamp
 echo "setup: done ($(.venv/bin/python -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'))"
