@@ -6,20 +6,21 @@
 __all__ = ['safe_log', 'safe_normalize', 'relu1', 'geometric_transform', 'pose_to_matrix', 'matrix_to_pose', 'invert_pose',
            'compose_poses', 'GaussianMixture']
 
-# %% ../nbs/00_math.ipynb #601a191a
+# %% ../nbs/00_math.ipynb #8f33c4d3
 import math
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/00_math.ipynb #1501fdfc
+# %% ../nbs/00_math.ipynb #0eb4ce73
 def safe_log(x:torch.Tensor, # values $\geq 0$
              eps:float=1e-16 # below this, the result is -1e8
             ) -> torch.Tensor:
     "log(x) where x >= eps, -1e8 (with zero gradient) elsewhere"
-    small = x < eps
-    return torch.where(small, torch.full_like(x, -1e8), torch.log(torch.where(small, torch.ones_like(x), x)))
+    small = x.float() < eps  # compare in float32: eps underflows to 0 in float16
+    floor = max(-1e8, torch.finfo(x.dtype).min)  # -1e8 does not fit in float16
+    return torch.where(small, torch.full_like(x, floor), torch.log(torch.where(small, torch.ones_like(x), x)))
 
-# %% ../nbs/00_math.ipynb #651ed5d6
+# %% ../nbs/00_math.ipynb #ce72ca72
 def safe_normalize(x:torch.Tensor, # non-negative values
                    dim:int,        # dimension that should sum to one
                    eps:float=1e-8  # keeps an all-zero slice finite
@@ -27,12 +28,12 @@ def safe_normalize(x:torch.Tensor, # non-negative values
     "Divide `x` by its sum along `dim` (an all-zero slice stays zero)"
     return x / (x.sum(dim, keepdim=True) + eps)
 
-# %% ../nbs/00_math.ipynb #29ad8395
+# %% ../nbs/00_math.ipynb #8157f36e
 def relu1(x:torch.Tensor) -> torch.Tensor:
     "ReLU clipped at 1 (the authors' `relu6(6x)/6`)"
     return x.clamp(0., 1.)
 
-# %% ../nbs/00_math.ipynb #4a011f28
+# %% ../nbs/00_math.ipynb #6da16653
 def geometric_transform(params:torch.Tensor,     # (..., 6) raw (sx, sy, theta, shear, tx, ty)
                         similarity:bool=False,   # similarity (rotation, one scale, translation) instead of affine
                         nonlinear:bool=True      # squash the raw numbers as the paper does
@@ -50,7 +51,7 @@ def geometric_transform(params:torch.Tensor,     # (..., 6) raw (sx, sy, theta, 
     else: pose = [sx * c + shear * sy * s, -sx * s + shear * sy * c, tx, sy * s, sy * c, ty]
     return torch.stack(pose, -1)
 
-# %% ../nbs/00_math.ipynb #97780486
+# %% ../nbs/00_math.ipynb #d53f0739
 def pose_to_matrix(pose:torch.Tensor # (..., 6) pose (a, b, tx, c, d, ty)
                   ) -> torch.Tensor: # (..., 3, 3) homogeneous matrix
     "The 3x3 homogeneous matrix of a pose"
@@ -63,7 +64,7 @@ def matrix_to_pose(m:torch.Tensor   # (..., 3, 3) homogeneous matrix
     "The 6-vector of the top two rows of a homogeneous matrix"
     return m[..., :2, :].flatten(-2)
 
-# %% ../nbs/00_math.ipynb #6576216b
+# %% ../nbs/00_math.ipynb #ba8cc24a
 def invert_pose(pose:torch.Tensor # (..., 6) pose
                ) -> torch.Tensor: # (..., 6) the inverse transformation
     "Closed-form inverse of an affine pose"
@@ -81,7 +82,7 @@ def compose_poses(outer:torch.Tensor, # (..., 6) applied second, e.g. the object
     return torch.stack([a1 * a2 + b1 * c2, a1 * b2 + b1 * d2, a1 * x2 + b1 * y2 + x1,
                         c1 * a2 + d1 * c2, c1 * b2 + d1 * d2, c1 * x2 + d1 * y2 + y1], -1)
 
-# %% ../nbs/00_math.ipynb #7643e46c
+# %% ../nbs/00_math.ipynb #6da8c366
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 class GaussianMixture:
