@@ -2,7 +2,7 @@
 # Every check CI runs, in order. Run it through `make test` (which sets up .venv first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg OMP_NUM_THREADS=1  # 2 notebooks at once on 2 cores: one thread each
 step() { printf '\n== %s\n' "$*"; }
 dirty() { [ -n "$(git status --porcelain -- "$@")" ]; }
 
