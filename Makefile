@@ -7,7 +7,7 @@ setup:
 	@bash tools/setup_venv.sh
 
 demo: setup
-	.venv/bin/nbdev_test --do_print --path nbs/00_math.ipynb  # until training lands: the math notebook as the demo
+	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset digits --config tiny --steps 300 --out runs/demo  # about a minute on 2 CPU cores
 
 test: setup
 	@bash tools/check.sh
