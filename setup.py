@@ -24,7 +24,7 @@ def split_reqs(key):
 
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
-console_scripts = [s.strip() for s in cfg.get('console_scripts', '').splitlines() if s.strip()]
+console_scripts = cfg.get('console_scripts', '').split()  # space separated, as nbdev writes them
 
 setuptools.setup(
     name=cfg['repo'],
