@@ -7,6 +7,7 @@ setup:
 	@bash tools/setup_venv.sh
 
 demo: setup
+	rm -rf runs/demo  # the demo's own folder: each `make demo` starts afresh
 	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset digits --config tiny --steps 300 --out runs/demo  # about a minute on 2 CPU cores
 	OMP_NUM_THREADS=1 .venv/bin/scae_eval --checkpoint runs/demo --n_max 400 --no_progress  # LIN-MATCH / LIN-PRED + figures in runs/demo
 
