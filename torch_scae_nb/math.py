@@ -115,8 +115,14 @@ class GaussianMixture:
         "Log-density of `x` under every component"
         x = x.unsqueeze(self.dim)
         scale = torch.as_tensor(self.scale, dtype=self.loc.dtype, device=self.loc.device)
+        e = self.event_dims
+        if e and all(s == 1 for s in scale.shape[max(0, scale.dim() - e):]):   # one scale per event: sum squares first
+            dims = tuple(range(-e, 0))
+            n = math.prod(torch.broadcast_shapes(x.shape, self.loc.shape)[-e:])  # numbers per observation (6 for a pose)
+            s = scale.reshape(scale.shape[:scale.dim() - e]) if scale.dim() > e else scale.reshape(())
+            return (x - self.loc).square().sum(dims) * (-0.5 / s.square()) - n * (torch.log(s) + _HALF_LOG_2PI)
         lp = -0.5 * ((x - self.loc) / scale) ** 2 - torch.log(scale) - _HALF_LOG_2PI
-        return lp.sum(tuple(range(-self.event_dims, 0))) if self.event_dims else lp
+        return lp.sum(tuple(range(-e, 0))) if e else lp
 
     def _joint(self, x): return self.mixing_log_prob + self.component_log_prob(x)
 

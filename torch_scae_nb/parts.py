@@ -125,8 +125,8 @@ class PartEncoder(nn.Module):
         B, M, D = images.shape[0], self.n_caps, self.n_dims
         img_embedding = self.cnn(images)                                      # (B, C', h, w)
         h = self.head(img_embedding + self.embedding_bias)                    # (B, M*(D+1), h, w)
-        values = h[:, :M * D].unflatten(1, (M, D))                            # (B, M, D, h, w)
-        caps, attention = attention_pool(values, h[:, M * D:])                # (B, M, D), (B, M, h, w)
+        values, logits = h.split([M * D, M], 1)                               # one split: its gradient is one cat
+        caps, attention = attention_pool(values.unflatten(1, (M, D)), logits) # (B, M, D), (B, M, h, w)
         raw_pose, features, presence_logit = caps.split([self.n_poses, self.n_special_features, 1], -1)
         presence_logit = presence_logit.squeeze(-1)                           # (B, M)
         if self.noise_scale > 0 and (self.training or self.noise_at_eval):

@@ -6,6 +6,7 @@
 __all__ = ['SCAEResult', 'check_images', 'SCAE']
 
 # %% ../nbs/06b_scae.ipynb #4fdfcf75
+import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -49,8 +50,8 @@ def check_images(images:torch.Tensor, # (B, C, H, W) a batch of images
         raise ValueError(f'expected images of shape (B, {C}, {H}, {W}), got {tuple(images.shape)}'
                          + (' — add a batch dimension with images[None]' if images.ndim == 3 else ''))
     if not images.is_floating_point(): raise ValueError(f'images must be floating point in [0, 1], got {images.dtype}')
-    if not torch.isfinite(images).all(): raise ValueError('images contain NaN or infinite values')
-    lo, hi = images.min().item(), images.max().item()
+    lo, hi = torch.stack(torch.aminmax(images)).tolist()    # one pass, one device sync; NaN and inf show up here
+    if not (math.isfinite(lo) and math.isfinite(hi)): raise ValueError('images contain NaN or infinite values')
     if lo < 0 or hi > 1: raise ValueError(f'image values must lie in [0, 1], got min {lo:.3g}, max {hi:.3g} — divide by 255?')
 
 # %% ../nbs/06b_scae.ipynb #a965939f
