@@ -240,6 +240,19 @@ def _rewrite_html_links(s: str, pages: dict[str, str], site: list[str]) -> str:
     return re.sub(r'(<h[1-6][^>]*\bid=")([^"]*)(")', lambda m: m.group(1) + m.group(2).lower() + m.group(3), s)
 
 
+def _drop_dangling_fragments(site_dir: Path, pages: list[str]):
+    "Links to `page.html#x` where the page has no id `x` (nbdev links every backticked `Class.attr`, documented or not) point at the page instead"
+    ids = {pg: set(re.findall(r'\bid="([^"]+)"', (site_dir / pg).read_text(encoding='utf-8'))) for pg in pages}
+    for pg in pages:
+        f = site_dir / pg
+        s = f.read_text(encoding='utf-8')
+        def fix(m):
+            target, frag = m.group(1) or pg, html.unescape(m.group(2))
+            return m.group(0) if target not in ids or frag in ids[target] else f'href="{m.group(1) or pg}"'
+        new = re.sub(r'href="([^"#:/]*\.html)?#([^"]+)"', fix, s)
+        if new != s: f.write_text(new, encoding='utf-8')
+
+
 def _to_node(nb: dict):
     "nbformat node with multi-line strings joined and stable cell ids (random ids would change every build)"
     import nbformat
@@ -521,6 +534,7 @@ def _build(out: Path, nbs: Path | None, n_workers: int, quiet: bool) -> list[Pat
             _copy_local_files(body, nbs, site_dir)
             (site_dir / page).write_text(body.rstrip() + '\n', encoding='utf-8')
             log(f'  {p.name if p else "(generated)"} -> docs/{page}')
+        _drop_dangling_fragments(site_dir, [page for page, _, _ in nav])
 
         readme = None
         if readme_nb is not None:

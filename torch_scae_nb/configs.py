@@ -155,6 +155,7 @@ def _from_old_port(d:dict) -> dict:
 
 def _old_port_checks(cfg:dict, checks):
     "Values the old port repeated (shapes, counts): they must agree with the configuration"
+    if not checks: return
     c, h, w = cfg['image_shape']
     th, tw = cfg['template_size']
     expect = dict(input_shape=[c, h, w], n_channels=c, output_size=[h, w], n_poses=6, activate_final=True,

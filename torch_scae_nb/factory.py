@@ -19,6 +19,6 @@ def make_scae(config=None, # None, a preset name, a dict, a namespace, a module 
 
 def make_model(config=None, **overrides):
     "Build the model a configuration describes (`config['model']`: 'scae', 'constellation', ...)"
+    import torch_scae_nb.constellation  # registers the constellation model and its defaults
     cfg = get_config(config, **overrides)
-    if cfg['model'] == 'constellation': import torch_scae_nb.constellation  # registers itself
     return MODELS[cfg['model']](cfg)

@@ -642,6 +642,7 @@ class UsageError(ValueError):
     "A bad command-line argument: reported as one line on stderr, exit status 2"
 
 def _get_config(name):
+    import torch_scae_nb.constellation  # registers the constellation model, preset and dataset
     from torch_scae_nb.configs import get_config
     return get_config(name)
 
@@ -735,8 +736,9 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
         learning_rate, grad_clip = stored['learning_rate'], stored.get('grad_clip', 0.)
         data_dir = data_dir if data_dir is not None else stored.get('data_dir')
     else:
-        try: cfg = _get_config(config or DEFAULT_CONFIG)
-        except Exception as e: raise UsageError(f'--config {config or DEFAULT_CONFIG}: {_first_line(e)}') from None
+        config = config or ('constellation' if dataset == 'constellation' else DEFAULT_CONFIG)
+        try: cfg = _get_config(config)
+        except Exception as e: raise UsageError(f'--config {config}: {_first_line(e)}') from None
         cfg = dict(cfg)
         dataset = dataset or cfg.get('dataset') or DEFAULT_DATASET
         batch_size = batch_size or cfg.get('batch_size')
