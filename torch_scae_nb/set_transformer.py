@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .math import safe_log
+from .parts import sonnet_init_
 
 # %% ../nbs/03_set_transformer.ipynb #d092bfe5
 def truncated_normal_(w:torch.Tensor, # tensor to fill in place
@@ -32,10 +33,7 @@ def glorot_uniform_(w:torch.Tensor # tensor to fill in place, at least 1-d
 
 def linear(n_in:int, n_out:int, bias:bool=True) -> nn.Linear:
     "An `nn.Linear` initialised like `snt.Linear` (truncated normal, std 1/sqrt(n_in); zero bias)"
-    lin = nn.Linear(n_in, n_out, bias=bias)
-    truncated_normal_(lin.weight, 1 / math.sqrt(n_in))
-    if bias: nn.init.zeros_(lin.bias)
-    return lin
+    return sonnet_init_(nn.Linear(n_in, n_out, bias=bias))   # the same rule as the part encoder's layers
 
 # %% ../nbs/03_set_transformer.ipynb #c145a0bc
 def attention_weights(q:torch.Tensor,                  # (..., N, d) queries
