@@ -103,6 +103,21 @@ def test_cli_real_tiny_config(capsys, tmp_path):
     assert 'at step 4' in err and ckpt_of(run)['step'] == 6 and steps_logged(run) == [1, 2, 3, 4, 5, 6]
 
 
+def test_cli_learning_diagnostics(capsys, tmp_path):
+    "The real tiny SCAE with --diagnose_every 10: diagnostics records at steps 0, 10 and 20 on held-out test images"
+    run = tmp_path/'run'
+    code, out, err = main(capsys, '--dataset', 'digits', '--config', 'tiny', '--steps', 20, '--diagnose_every', 10,
+                          '--out', run, '--no_progress')
+    assert code == 0, err
+    diags = T.read_metrics(run/T.METRICS, kind='diagnostics')
+    assert [r['step'] for r in diags] == [0, 10, 20]
+    assert all(r['kind'] == 'diagnostics' and {'templates_distinct_frac', 'pose_spread_parts', 'image_fit',
+                                               'prior_presence_spread'} <= set(r) for r in diags)
+    assert steps_logged(run) == [20]                                  # the loss records are unchanged (log_every 50)
+    assert 'training images' not in err                               # the digits test split was built
+    assert (run/T.LOSS_FIGURE).is_file()
+
+
 # --- kill, resume, compare --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])

@@ -22,19 +22,26 @@ DEFAULTS = dict(
     n_special_features=16,            # F: per-part features that colour templates and feed the object encoder
     part_similarity_transform=False,  # affine part poses (True: similarity)
     part_noise_scale=4.,              # uniform noise of width 4 ([-2, 2]) on part presence logits
+    part_pool_layout='tf1',           # 'tf1': the authors' reshape of the pooled (D, M) tensor; 'per_capsule': one map each
+    part_init_translation=0.,         # parts start at random positions in [-t, t]^2 (0: at the centre, the authors)
+    part_init_size=None,              # parts start at this scale (None: 0.51, the authors' zero bias)
     # templates and the image decoder
     template_size=[11, 11], template_nonlin='sigmoid', colorize_templates=True, color_nonlin='sigmoid',
     use_alpha_channel=True, learn_output_scale=False,
+    output_scale=1.,                  # std of the pixel Gaussians when not learned (the authors: 1)
+    template_init_offset=0.,          # added to the initial template logits (0: the authors' [0, 1]; < 0: templates start dark)
+    outside_penalty=0.,               # a template's mixing logit outside its support is -this (0: the authors' code; large: the paper)
     reconstruction_target='image',    # 'image' or 'sobel' (SVHN, CIFAR10 reconstruct Sobel edges)
     # set transformer (object capsule encoder)
     st_n_layers=3, st_n_heads=1, st_dim_hidden=16, st_dim_out=256, st_layer_norm=True, st_n_inducing_points=0,
-    st_presence_mode='log',           # 'log': attention weights x presence; 'tf1': the authors' hard mask
+    st_presence_mode='tf1',           # 'tf1': the authors' -(1 - presence) 1e32 mask; 'log': attention weights x presence
     # object capsule decoder
     obj_caps_params=32, obj_hidden=128, learn_vote_scale=True, allow_deformations=True,
     obj_noise_type='uniform', obj_noise_scale=4., obj_similarity_transform=False, caps_dropout_rate=0.,
     normalize_part_mixture=False,     # the authors' code does not normalise the part mixture weights
     # how the two autoencoders are stacked
     vote_type='enc', presence_type='enc', stop_grad_caps_input=True, stop_grad_caps_target=True, feed_templates=True,
+    stop_grad_features=False,         # the authors leave the special features un-stopped: object losses train the part encoder
     # loss weights
     image_ll_weight=1., part_ll_weight=1., dynamic_l2_weight=10.,
     prior_sparsity_type='l2', prior_within_weight=2., prior_between_weight=.35, prior_within_constant=0.,
@@ -172,7 +179,7 @@ def _old_port_checks(cfg:dict, checks):
 
 # %% ../nbs/06a_configs.ipynb #b9bdf4e2
 _CHOICES = dict(model=None, template_nonlin=('relu1', 'sigmoid'), color_nonlin=('relu1', 'sigmoid'),
-                reconstruction_target=('image', 'sobel'), st_presence_mode=('log', 'tf1'),
+                reconstruction_target=('image', 'sobel'), st_presence_mode=('log', 'tf1'), part_pool_layout=('tf1', 'per_capsule'),
                 obj_noise_type=('uniform', None), vote_type=('enc', 'soft', 'hard'),
                 presence_type=('enc', 'soft', 'hard'), prior_sparsity_type=('l2', 'entropy', 'kl'),
                 posterior_sparsity_type=('l2', 'entropy', 'kl'))

@@ -104,18 +104,37 @@ class PartEncoder(nn.Module):
                  cnn_channels:tuple=(128,) * 4,   # output channels of each conv layer
                  cnn_kernel:int=3,                # kernel size of every conv layer
                  cnn_strides:tuple=(2, 2, 1, 1),  # stride of each conv layer
-                 noise_at_eval:bool=True):        # add the noise in eval() mode too (the authors do)
+                 noise_at_eval:bool=True,         # add the noise in eval() mode too (the authors do)
+                 pool_layout:str='tf1',           # 'tf1': the authors' reshape of the pooled tensor; 'per_capsule': one map per capsule
+                 init_translation:float=0.,       # parts start at random positions in [-t, t]^2 (0: all at the centre, the authors)
+                 init_size:float|None=None):      # parts start with this scale (None: sigmoid(0) + 0.01 = 0.51, the authors)
         super().__init__()
         if n_poses != 6: raise ValueError(f'a pose has 6 raw parameters (geometric_transform), got n_poses={n_poses}')
         if len(image_shape) != 3: raise ValueError(f'image_shape must be (C, H, W), got {image_shape}')
         self.image_shape, self.n_caps, self.n_poses = tuple(image_shape), n_caps, n_poses
         self.n_special_features, self.noise_scale, self.noise_at_eval = n_special_features, noise_scale, noise_at_eval
         self.similarity_transform = similarity_transform
+        if pool_layout not in ('tf1', 'per_capsule'):
+            raise ValueError(f"pool_layout must be 'tf1' or 'per_capsule', got {pool_layout!r}")
+        self.pool_layout = pool_layout
         self.cnn = CNNEncoder(image_shape[0], cnn_channels, cnn_kernel, cnn_strides)
         self.embedding_shape = self.cnn.output_shape(image_shape[1:])        # (C', h, w); raises if too small
         self.embedding_bias = nn.Parameter(torch.zeros(self.embedding_shape))  # one bias per channel and position
         self.n_dims = n_poses + n_special_features + 1                        # per capsule: pose, features, presence
         self.head = sonnet_init_(nn.Conv2d(self.embedding_shape[0], n_caps * (self.n_dims + 1), 1))  # +1: attention
+        self.init_pose_bias_(init_translation, init_size)
+
+    @torch.no_grad()
+    def init_pose_bias_(self, translation:float=0., size:float|None=None):
+        "Start the parts spread over the image and/or smaller: biases of the head's raw pose outputs (zero = the authors)"
+        if not 0 <= translation < 1: raise ValueError(f'init_translation must be in [0, 1), got {translation}')
+        if size is not None and not .01 < size < 1.01: raise ValueError(f'init_size must be in (0.01, 1.01), got {size}')
+        M, D = self.n_caps, self.n_dims
+        bias = self.head.bias[:M * D].view(M, D)    # channel m*D + j is number j of capsule m in both pool layouts
+        if translation > 0:                         # raw tx, ty: tanh(5 raw) = a uniform position in [-t, t]
+            pos = (torch.rand(M, 2, device=bias.device) * 2 - 1) * translation
+            bias[:, 4:6] = torch.atanh(pos) / 5.
+        if size is not None: bias[:, 0:2] = math.log((size - .01) / (1.01 - size))   # sigmoid(raw) + 0.01 = size
 
     def forward(self, images:torch.Tensor # (B, C, H, W) in [0, 1]
                ) -> PartCapsules:
@@ -126,7 +145,11 @@ class PartEncoder(nn.Module):
         img_embedding = self.cnn(images)                                      # (B, C', h, w)
         h = self.head(img_embedding + self.embedding_bias)                    # (B, M*(D+1), h, w)
         values, logits = h.split([M * D, M], 1)                               # one split: its gradient is one cat
-        caps, attention = attention_pool(values.unflatten(1, (M, D)), logits) # (B, M, D), (B, M, h, w)
+        if self.pool_layout == 'per_capsule':                                 # capsule m pools its own D maps with its own attention
+            caps, attention = attention_pool(values.unflatten(1, (M, D)), logits)  # (B, M, D), (B, M, h, w)
+        else:                                                                 # the authors: channels (D, M), pooled (B, D, M), reshaped
+            pooled, attention = attention_pool(values.unflatten(1, (D, M)).transpose(1, 2), logits)  # (B, M, D) by map
+            caps = pooled.transpose(1, 2).reshape(B, M, D)                    # row-major reshape of (B, D, M): not a transpose
         raw_pose, features, presence_logit = caps.split([self.n_poses, self.n_special_features, 1], -1)
         presence_logit = presence_logit.squeeze(-1)                           # (B, M)
         if self.noise_scale > 0 and (self.training or self.noise_at_eval):

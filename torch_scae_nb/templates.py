@@ -213,6 +213,7 @@ class ImageReconstruction:
     inv_temperature:torch.Tensor|None # (1,) 1 / tau for intensity logits; None with an alpha channel
     scale:torch.Tensor|float         # Gaussian std
     output_size:tuple                # (H, W)
+    alpha_shift:float=0.             # the alpha channel of `src` is shifted by this (see `outside_penalty`)
 
     @property
     def n_channels(self) -> int: return self.templates.shape[2]
@@ -228,7 +229,7 @@ class ImageReconstruction:
     @property
     def transformed_alpha(self) -> torch.Tensor|None:
         "(B, T, 1, H, W) alpha maps drawn into the image, None without alpha"
-        return None if self.inv_temperature is not None else self._warped[:, :, self.n_channels:]
+        return None if self.inv_temperature is not None else self._warped[:, :, self.n_channels:] - self.alpha_shift
 
     @cached_property
     def pdf(self) -> GaussianMixture:
@@ -252,7 +253,7 @@ class ImageReconstruction:
         expected = (self.pose.shape[0], self.n_channels, *self.output_size)
         if tuple(target.shape) != expected:
             raise ValueError(f'target must have shape {expected}, got {tuple(target.shape)}')
-        return render_log_prob(self.src, self.pose, self.log_presence, self.bg_loc, self.bg_logit, target,
+        return render_log_prob(self.src, self.pose, self.log_presence - self.alpha_shift, self.bg_loc, self.bg_logit, target,
                                self.scale, self.inv_temperature)
 
     def mode(self) -> torch.Tensor:
@@ -285,7 +286,10 @@ class TemplateImageDecoder(nn.Module):
                  color_nonlin:str='relu1',         # non-linearity on the colour
                  template_nonlin:str='relu1',      # non-linearity on the template logits
                  use_alpha_channel:bool=False,     # learned alpha maps as mixing logits (else intensity/temperature)
-                 learn_output_scale:bool=False):   # learn the Gaussian scale (else 1)
+                 learn_output_scale:bool=False,    # learn the Gaussian scale (else fixed at `output_scale`)
+                 output_scale:float=1.,            # the fixed Gaussian std (the authors: 1)
+                 template_init_offset:float=0.,    # added to the initial template logits (0: the authors' [0, 1]; < 0: darker)
+                 outside_penalty:float=0.):        # mixing logit of a template outside its support: -penalty (0: the authors' 0)
         super().__init__()
         if colorize_templates and n_features < 1:
             raise ValueError('colorize_templates=True needs special features (n_features > 0)')
@@ -293,8 +297,9 @@ class TemplateImageDecoder(nn.Module):
         self.n_channels, self.n_features, self.colorize_templates = n_channels, n_features, colorize_templates
         self.color_nonlin_name, self.use_alpha_channel = color_nonlin, use_alpha_channel
         self.template_nonlin, self.color_nonlin = get_nonlin(template_nonlin), get_nonlin(color_nonlin)
-        self.learn_output_scale = learn_output_scale
-        self.template_logits = nn.Parameter(init_templates(n_templates, n_channels, template_size))  # (1, T, C, h, w)
+        self.learn_output_scale, self.output_scale = learn_output_scale, float(output_scale)
+        if not self.output_scale > 0: raise ValueError(f'output_scale must be positive, got {output_scale}')
+        self.template_logits = nn.Parameter(init_templates(n_templates, n_channels, template_size) + template_init_offset)  # (1, T, C, h, w)
         self.colour_mlp = make_colour_mlp(n_features, n_channels) if colorize_templates else None
         self.bg_value = _tf_default_scalar()                     # background intensity sigmoid(bg_value)
         if use_alpha_channel:
@@ -302,6 +307,10 @@ class TemplateImageDecoder(nn.Module):
             self.bg_mixing_logit = nn.Parameter(torch.zeros(1))  # background logit softplus(.)
         else: self.temperature_logit = _tf_default_scalar()      # tau = softplus(. + .5) + 1e-4
         if learn_output_scale: self.output_scale_logit = _tf_default_scalar()
+        if outside_penalty < 0: raise ValueError(f'outside_penalty must be >= 0, got {outside_penalty}')
+        if outside_penalty > 0 and not use_alpha_channel:
+            raise ValueError('outside_penalty needs use_alpha_channel=True (it shifts the alpha logits)')
+        self.outside_penalty = float(outside_penalty)
 
     def make_templates(self, features:torch.Tensor|None=None # (B, T, F) special features, needed to colourise
                       ) -> torch.Tensor:                     # (1, T, C, h, w), or (B, T, C, h, w) colourised
@@ -344,13 +353,16 @@ class TemplateImageDecoder(nn.Module):
         if templates is None: templates = self.make_templates(features)       # (1 or B, T, C, h, w)
         src = templates
         if self.use_alpha_channel:                                            # alpha as an extra channel
-            src = torch.cat([templates, self.template_alpha.expand(len(templates), -1, -1, -1, -1)], 2)
+            # warped with zero padding, alpha + K is 0 outside the template: minus K again, the outside logit is -K
+            alpha = self.template_alpha + self.outside_penalty
+            src = torch.cat([templates, alpha.expand(len(templates), -1, -1, -1, -1)], 2)
         bg_loc = torch.sigmoid(self.bg_value)                                 # (1,) background intensity
         if self.use_alpha_channel: inv_t, bg_logit = None, F.softplus(self.bg_mixing_logit)
         else:
             inv_t = 1. / (F.softplus(self.temperature_logit + .5) + 1e-4)     # (1,) logits = intensity / tau
             bg_logit = bg_loc * inv_t
         log_pres = safe_log(presence) if presence is not None else pose.new_zeros(pose.shape[:2])   # (B, T)
-        scale = F.softplus(self.output_scale_logit) + 1e-4 if self.learn_output_scale else 1.
+        scale = F.softplus(self.output_scale_logit) + 1e-4 if self.learn_output_scale else self.output_scale
         return ImageReconstruction(templates=templates, src=src, pose=pose, log_presence=log_pres, bg_loc=bg_loc,
-                                   bg_logit=bg_logit, inv_temperature=inv_t, scale=scale, output_size=self.output_size)
+                                   bg_logit=bg_logit, inv_temperature=inv_t, scale=scale, output_size=self.output_size,
+                                   alpha_shift=self.outside_penalty)
