@@ -8,7 +8,7 @@ setup:
 
 demo: setup
 	rm -rf runs/demo  # the demo's own folder: each `make demo` starts afresh
-	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset digits --config tiny --steps 300 --out runs/demo  # about a minute on 2 CPU cores
+	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset digits --config mnist_cpu --steps 800 --out runs/demo  # the CPU recipe (issue 11), 2-3 min on 2 cores
 	OMP_NUM_THREADS=1 .venv/bin/scae_eval --checkpoint runs/demo --n_max 400 --no_progress  # LIN-MATCH / LIN-PRED + figures in runs/demo
 
 test: setup

@@ -150,20 +150,33 @@ class SCAE(nn.Module):
         total, terms = self.loss(result, images, labels)
         return total, terms, result
 
+    def param_groups(self, lr:float) -> list:
+        "Optimiser parameter groups: the part half at `lr`, the object half at `lr * obj_lr_scale` (one group when 1)"
+        scale = self.config['obj_lr_scale']
+        if scale == 1: return [dict(params=list(self.parameters()), lr=lr)]
+        parts = [*self.part_encoder.parameters(), *self.decoder.parameters()]
+        ids = {id(p) for p in parts}
+        return [dict(params=parts, lr=lr), dict(params=[p for p in self.parameters() if id(p) not in ids], lr=lr * scale)]
+
     @torch.no_grad()
     def probe_accuracy(self, result:SCAEResult, labels:torch.Tensor) -> dict:
         "Accuracy of the prior and posterior linear probes on this batch"
         return dict(prior=self.prior_probe(result.prior_presence, labels)[1].item(),
                     posterior=self.posterior_probe(result.posterior_presence, labels)[1].item())
 
-# %% ../nbs/06b_scae.ipynb #556c39bb
+# %% ../nbs/06b_scae.ipynb #1ff7428d
 @torch.no_grad()
-def template_correlations(templates:torch.Tensor # (1 or B, M, C, h, w) templates (the first of the batch is used)
-                         ) -> torch.Tensor:      # (M, M) Pearson correlation of every pair of templates
-    "How alike the templates are: the correlation of their pixels (a colour multiplies a template: it does not count)"
-    t = templates[0].flatten(1).double()                                  # (M, C*h*w)
-    t = t - t.mean(1, keepdim=True)
-    t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)                  # a flat template correlates with nothing
+def template_correlations(templates:torch.Tensor,       # (1 or B, M, C, h, w) templates (the first of the batch is used)
+                          alpha:torch.Tensor|None=None   # (1, M, 1, h, w) alpha logits, when the model has them
+                         ) -> torch.Tensor:              # (M, M) correlation of every pair of templates
+    "How alike the templates are: the correlation of their pixels, and of their alpha maps (a colour does not count)"
+    def standardised(t):                                                  # (M, n) rows of mean 0 and norm 1
+        t = t.flatten(1).double()
+        t = t - t.mean(1, keepdim=True)
+        return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)           # a flat template correlates with nothing
+    t = standardised(templates[0])
+    if alpha is not None:                          # with alpha maps the shape of a part is mostly in its alpha
+        t = torch.cat([t, standardised(alpha[0].sigmoid())], 1) / math.sqrt(2)
     return (t @ t.T).float()
 
 def count_distinct(corr:torch.Tensor,  # (M, M) from `template_correlations`
@@ -179,9 +192,13 @@ def learning_diagnostics(model:nn.Module,    # an SCAE
                         ) -> dict:           # named floats, see the table above
     "Label-free signs of learning on a held-out batch: image fit, distinct templates, spread of part poses and object presences"
     was_training = model.training
+    noisy = [m for m in model.modules() if getattr(m, 'noise_at_eval', False)]   # presence noise off: spreads are signal
     model.eval()
+    for m in noisy: m.noise_at_eval = False
     try: res = model(images)
-    finally: model.train(was_training)
+    finally:
+        model.train(was_training)
+        for m in noisy: m.noise_at_eval = True
     rec, cfg = res.reconstruction, model.config
     target = make_target(images, sobel=cfg['reconstruction_target'] == 'sobel')
     scale = torch.as_tensor(rec.scale, dtype=target.dtype, device=target.device)
@@ -191,7 +208,7 @@ def learning_diagnostics(model:nn.Module,    # an SCAE
     blank = perfect + target.square().flatten(1).sum(1).mean() / (2 * scale.square())   # every pixel explained by 0
     mode = rec.mode()                                                     # (B, C, H, W) what the figures show
     mse_fit = 1 - (target - mode).square().sum() / target.square().sum().clamp_min(1e-12)
-    corr = template_correlations(res.templates)
+    corr = template_correlations(res.templates, getattr(model.decoder, 'template_alpha', None))
     M = corr.shape[0]
     xy = res.parts.pose[..., [2, 5]]                                      # (B, M, 2) where each template's centre lands
     scale_xy = res.parts.pose.view(*xy.shape[:2], 2, 3)[..., :2].det().abs().sqrt()   # (B, M) linear size of the part
@@ -222,7 +239,7 @@ def collapse_warnings(diag:dict # from `learning_diagnostics`
                    "(std of their positions; the image is 2 wide) of each other — every part is at the same place")
     return out
 
-# %% ../nbs/06b_scae.ipynb #d3c08e62
+# %% ../nbs/06b_scae.ipynb #67e53083
 @patch
 def diagnose(self:SCAE, images:torch.Tensor # (B, C, H, W) a held-out batch
             ) -> dict:                      # `learning_diagnostics` of this model on `images`

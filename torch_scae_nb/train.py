@@ -446,7 +446,8 @@ class Trainer:
         net = _LossModule(self.model)
         self.net = (DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
                     if self.ddp else net)
-        self.opt = RMSpropTF(self.model.parameters(), lr=lr, eps=rmsprop_eps(batch_size))
+        groups = self.model.param_groups(lr) if hasattr(self.model, 'param_groups') else self.model.parameters()
+        self.opt = RMSpropTF(groups, lr=lr, eps=rmsprop_eps(batch_size))   # a model may give its halves their own rates
         self.sched = exponential_decay(self.opt, rate, decay_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == 'fp16')
         if getattr(loader, 'num_workers', 0) > 0:
