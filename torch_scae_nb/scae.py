@@ -164,20 +164,22 @@ class SCAE(nn.Module):
         return dict(prior=self.prior_probe(result.prior_presence, labels)[1].item(),
                     posterior=self.posterior_probe(result.posterior_presence, labels)[1].item())
 
-# %% ../nbs/06b_scae.ipynb #1ff7428d
+# %% ../nbs/06b_scae.ipynb #30885da6
 @torch.no_grad()
 def template_correlations(templates:torch.Tensor,       # (1 or B, M, C, h, w) templates (the first of the batch is used)
                           alpha:torch.Tensor|None=None   # (1, M, 1, h, w) alpha logits, when the model has them
                          ) -> torch.Tensor:              # (M, M) correlation of every pair of templates
-    "How alike the templates are: the correlation of their pixels, and of their alpha maps (a colour does not count)"
-    def standardised(t):                                                  # (M, n) rows of mean 0 and norm 1
+    "How alike the templates are: the correlation of their pixels and, with alpha maps, the mean with that of the alphas"
+    def corr(t):                                                          # (M, M) Pearson correlation of the rows
         t = t.flatten(1).double()
         t = t - t.mean(1, keepdim=True)
-        return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)           # a flat template correlates with nothing
-    t = standardised(templates[0])
-    if alpha is not None:                          # with alpha maps the shape of a part is mostly in its alpha
-        t = torch.cat([t, standardised(alpha[0].sigmoid())], 1) / math.sqrt(2)
-    return (t @ t.T).float()
+        norm = t.norm(dim=1)
+        c = (t / norm.clamp_min(1e-12)[:, None]) @ (t / norm.clamp_min(1e-12)[:, None]).T
+        flat = norm < 1e-9                                                # a constant map: like another constant map only
+        return torch.where(flat[:, None] | flat[None], (flat[:, None] & flat[None]).double(), c)
+    c = corr(templates[0])                         # a colour scales a template: it does not change its correlations
+    if alpha is not None: c = (c + corr(alpha[0])) / 2           # with alpha maps, much of a part's shape is its alpha
+    return c.float()
 
 def count_distinct(corr:torch.Tensor,  # (M, M) from `template_correlations`
                    threshold:float=.9  # two templates correlated above this count as one
@@ -239,7 +241,7 @@ def collapse_warnings(diag:dict # from `learning_diagnostics`
                    "(std of their positions; the image is 2 wide) of each other — every part is at the same place")
     return out
 
-# %% ../nbs/06b_scae.ipynb #67e53083
+# %% ../nbs/06b_scae.ipynb #0b4633e1
 @patch
 def diagnose(self:SCAE, images:torch.Tensor # (B, C, H, W) a held-out batch
             ) -> dict:                      # `learning_diagnostics` of this model on `images`

@@ -597,13 +597,20 @@ def _collapse_kind(msg:str) -> str:
     "Which collapse a `collapse_warnings` message reports (its opening words)"
     return next((k for k in ('templates have collapsed', 'part poses have collapsed') if msg.startswith(k)), msg)
 
-def _collapse_advice(figure:Path) -> str:
+def _collapse_advice(figure:Path,      # the loss figure with the diagnostics panels
+                    config:dict=None     # the model's configuration (what to suggest depends on it)
+                   ) -> str:
     "Where to look, and what to try"
+    where = f'see the diagnostics panels of {figure} (drawn when training stops)'
+    scale = (config or {}).get('output_scale', 1.)
+    if (config or {}).get('learn_output_scale') or scale < 1:
+        return (f'{where}; this run already has a sharp pixel likelihood (output_scale {scale:g}): train longer, '
+                'or check that the images have parts to find (blurry or tiny images may not)')
     try: from torch_scae_nb.configs import PRESETS
     except ImportError: PRESETS = {}
     recipe = ', such as `--config mnist_cpu`, which learns parts on a CPU budget' if 'mnist_cpu' in PRESETS else ''
-    return (f'see the diagnostics panels of {figure} (drawn when training stops); consider a recipe with a sharper pixel '
-            f'likelihood (a smaller `output_scale`, the std of the pixel Gaussians){recipe}')
+    return (f'{where}; with output_scale {scale:g} every part can fit the whole object on its own: consider a sharper '
+            f'pixel likelihood (a smaller `output_scale`, the std of the pixel Gaussians){recipe}')
 
 @patch
 def _diagnoses(self:Trainer) -> bool:
@@ -625,7 +632,7 @@ def diagnose(self:Trainer,
             kind = _collapse_kind(msg)
             if kind in self._collapses: continue
             self._collapses.add(kind)
-            warnings.warn(f'{msg} (step {self.step}); {_collapse_advice(self.out/LOSS_FIGURE)}', CollapseWarning)
+            warnings.warn(f'{msg} (step {self.step}); {_collapse_advice(self.out/LOSS_FIGURE, self.config)}', CollapseWarning)
     return diag
 
 # %% ../nbs/08_training.ipynb #e43ccefa
