@@ -4,12 +4,13 @@
 .PHONY: setup demo test docs
 
 # the demo's data: real Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else the bundled digits (offline)
-DEMO_DATA ?= $(if $(wildcard /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz),fashion_mnist,digits)
+DEMO_DATA = $$([ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && echo fashion_mnist || echo digits)
 
 setup:
 	@bash tools/setup_venv.sh
 
 demo: setup
+	@bash tools/get_fashion_mnist.sh
 	rm -rf runs/demo  # the demo's own folder: each `make demo` starts afresh
 	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset $(DEMO_DATA) --config mnist_cpu --steps 800 --out runs/demo  # the CPU recipe (issue 11), 2-3 min on 2 cores
 	OMP_NUM_THREADS=1 .venv/bin/scae_eval --checkpoint runs/demo --n_max 400 --no_progress  # LIN-MATCH / LIN-PRED + figures in runs/demo
