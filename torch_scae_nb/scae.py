@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COLLAPSE_THRESHOLDS', 'SCAEResult', 'check_images', 'SCAE', 'template_correlations', 'count_distinct',
-           'learning_diagnostics', 'collapse_warnings']
+           'presence_noise', 'learning_diagnostics', 'collapse_warnings']
 
 # %% ../nbs/06b_scae.ipynb #4fdfcf75
 import math
@@ -21,6 +21,7 @@ from .losses import image_nll, capsule_sparsity, posterior_capsule_mass, weighte
 from .data import make_target
 from .configs import get_config
 from fastcore.basics import patch
+from contextlib import contextmanager
 
 # %% ../nbs/06b_scae.ipynb #15942cb8
 @dataclass
@@ -188,19 +189,29 @@ def count_distinct(corr:torch.Tensor,  # (M, M) from `template_correlations`
     close = torch.triu(corr > threshold, diagonal=1)                      # (M, M) [j, m]: j < m and alike
     return int((~close.any(0)).sum())
 
+@contextmanager
+def presence_noise(model:nn.Module, # an SCAE (any module whose submodules have `noise_at_eval`)
+                   on:bool=True     # add the presence noise in eval mode (the authors' behaviour)
+                  ):
+    "Temporarily switch the eval-mode presence noise of every capsule layer in `model` on or off"
+    mods = [m for m in model.modules() if hasattr(m, 'noise_at_eval')]
+    old = [m.noise_at_eval for m in mods]
+    try:
+        for m in mods: m.noise_at_eval = on
+        yield model
+    finally:
+        for m, o in zip(mods, old): m.noise_at_eval = o
+
 @torch.no_grad()
 def learning_diagnostics(model:nn.Module,    # an SCAE
                          images:torch.Tensor # (B, C, H, W) a held-out batch, B >= 2
                         ) -> dict:           # named floats, see the table above
     "Label-free signs of learning on a held-out batch: image fit, distinct templates, spread of part poses and object presences"
     was_training = model.training
-    noisy = [m for m in model.modules() if getattr(m, 'noise_at_eval', False)]   # presence noise off: spreads are signal
     model.eval()
-    for m in noisy: m.noise_at_eval = False
-    try: res = model(images)
-    finally:
-        model.train(was_training)
-        for m in noisy: m.noise_at_eval = True
+    try:
+        with presence_noise(model, False): res = model(images)   # presence noise off: the spreads are signal
+    finally: model.train(was_training)
     rec, cfg = res.reconstruction, model.config
     target = make_target(images, sobel=cfg['reconstruction_target'] == 'sobel')
     scale = torch.as_tensor(rec.scale, dtype=target.dtype, device=target.device)
@@ -211,14 +222,14 @@ def learning_diagnostics(model:nn.Module,    # an SCAE
     mode = rec.mode()                                                     # (B, C, H, W) what the figures show
     mse_fit = 1 - (target - mode).square().sum() / target.square().sum().clamp_min(1e-12)
     corr = template_correlations(res.templates, getattr(model.decoder, 'template_alpha', None))
-    M = corr.shape[0]
+    M, distinct = corr.shape[0], count_distinct(corr)
     xy = res.parts.pose[..., [2, 5]]                                      # (B, M, 2) where each template's centre lands
     scale_xy = res.parts.pose.view(*xy.shape[:2], 2, 3)[..., :2].det().abs().sqrt()   # (B, M) linear size of the part
     prior = res.prior_presence                                            # (B, K)
     return dict(image_nll=nll.item(), image_nll_blank=blank.item(), image_nll_perfect=perfect.item(),
                 image_fit=((blank - nll) / (blank - perfect)).item(),     # 0: no better than blank, 1: perfect
                 recon_fit=mse_fit.item(),                                 # 1 - squared error of the mode / that of a blank
-                templates_distinct=count_distinct(corr), templates_distinct_frac=count_distinct(corr) / M,
+                templates_distinct=distinct, templates_distinct_frac=distinct / M,
                 template_corr=((corr.sum() - M) / max(M * (M - 1), 1)).item(),   # mean off-diagonal correlation
                 pose_spread_parts=xy.std(1).mean().item(),                # across the parts of one image (image = 2 wide)
                 pose_spread_images=xy.std(0).mean().item(),               # across images, for one part
