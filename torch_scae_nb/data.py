@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['DEBIAN_FASHION_MNIST', 'DATASETS', 'read_idx', 'write_idx', 'make_fake_mnist', 'pad_translate', 'CanvasDataset',
-           'center_of_mass', 'load_digits_28', 'default_data_dir', 'find_idx_files', 'load_mnist_like', 'sobel_edges',
-           'normalized_sobel_edges', 'make_target', 'load_torchvision_rgb', 'fit_to_box', 'ImageFolderSource',
-           'register_dataset', 'make_dataset', 'make_loader', 'set_epoch', 'show_batch']
+           'center_of_mass', 'load_digits_28', 'default_data_dir', 'find_idx_files', 'DataError', 'first_line',
+           'load_mnist_like', 'sobel_edges', 'normalized_sobel_edges', 'make_target', 'load_torchvision_rgb',
+           'fit_to_box', 'ImageFolderSource', 'register_dataset', 'make_dataset', 'make_loader', 'set_epoch',
+           'show_batch']
 
 # %% ../nbs/07_data.ipynb #e856416b
 import gzip
@@ -186,13 +187,24 @@ def find_idx_files(folder:Union[str, Path], # a folder that may hold MNIST-forma
         found.append(hit)
     return tuple(found)
 
+# %% ../nbs/07_data.ipynb #5de36b2b
+class DataError(ValueError):
+    "Bad input data (an unreadable file, an empty folder): its message names the file and says what to do"
+
+def first_line(e:BaseException) -> str:
+    "The one line that says what went wrong: the message's first line, or the original one if a DataLoader worker raised it"
+    text = str(e).strip()
+    if text.startswith('Caught ') and '\nOriginal Traceback' in text:   # torch's ExceptionWrapper.reraise
+        last = text.splitlines()[-1]
+        prefix = f'{type(e).__name__}: '
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return (text.splitlines() or [type(e).__name__])[0]
+
 # %% ../nbs/07_data.ipynb #e48c63c5
 _MNIST_LIKE = dict(  # name -> (torchvision class, human name, class names)
     mnist=('MNIST', 'MNIST', [str(i) for i in range(10)]),
     fashion_mnist=('FashionMNIST', 'Fashion-MNIST', ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
                                                      'Shirt', 'Sneaker', 'Bag', 'Ankle boot']))
-
-def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 def load_mnist_like(name:str='mnist',      # 'mnist' or 'fashion_mnist'
                     split:str='train',     # 'train' or 'test'
@@ -223,7 +235,7 @@ def load_mnist_like(name:str='mnist',      # 'mnist' or 'fashion_mnist'
         try:
             ds = tv_cls(str(root), train=train, download=True)
             return ds.data, ds.targets.long(), f'torchvision {cls_name} downloaded to {root}'
-        except Exception as e: reason = f'the download failed ({_first_line(e)})'
+        except Exception as e: reason = f'the download failed ({first_line(e)})'
     prefix = 'train' if train else 't10k'
     extra = (f", or install Debian's dataset-fashion-mnist (IDX files in {DEBIAN_FASHION_MNIST})"
              if name == 'fashion_mnist' else '')
@@ -288,7 +300,7 @@ def load_torchvision_rgb(name:str,             # 'svhn' or 'cifar10'
         ds = None
         if download:
             try: ds, origin = make(True), f'torchvision {pretty} downloaded to {root}'
-            except Exception as e: reason = f'the download failed ({_first_line(e)})'
+            except Exception as e: reason = f'the download failed ({first_line(e)})'
         if ds is None:
             raise FileNotFoundError(
                 f'{pretty} not found under {root} (torchvision expects {root/files}) and {reason}. Pass data_dir '
@@ -372,7 +384,7 @@ def _build_folder(split, data_dir=None, canvas_size=None, max_translation=None, 
     if box < 1: raise ValueError(f'max_translation={max_translation} leaves no room on a {canvas_size}x{canvas_size} canvas')
     try: source = ImageFolderSource(root, box, grayscale)
     except (FileNotFoundError, RuntimeError) as e:
-        raise FileNotFoundError(f"dataset 'folder': no images found in {root} ({_first_line(e)}); expected one "
+        raise FileNotFoundError(f"dataset 'folder': no images found in {root} ({first_line(e)}); expected one "
                                 f'sub-folder of images per class') from None
     return CanvasDataset(source, None, canvas_size, max_translation, fixed=split != 'train', seed=seed, name='folder',
                          split=split, classes=source.classes, origin=f'ImageFolder {root}')

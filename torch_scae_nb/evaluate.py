@@ -384,7 +384,7 @@ EVAL_FIGURES = dict(reconstructions='eval_reconstructions.png', capsules='eval_c
 class EvalError(ValueError):
     "A problem the user can fix (missing checkpoint or data, bad argument): one line, exit status 2"
 
-def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
+from .data import first_line  # one-line messages, also from DataLoader workers
 
 def write_figures(model:nn.Module,   # the model
                   dataset,           # a Dataset of (image, label); its first 8 images are drawn
@@ -416,16 +416,16 @@ def _load_run(checkpoint, device):
     try:
         model = make_model(ckpt['config'])
         model.load_state_dict(ckpt['model'])
-    except Exception as e: raise EvalError(f'cannot rebuild the model of {path}: {_first_line(e)}') from None
+    except Exception as e: raise EvalError(f'cannot rebuild the model of {path}: {first_line(e)}') from None
     return ckpt, path, model.to(dev).eval()
 
 def _evaluate_constellation(model, ckpt, path, split, data_dir, n_max, batch_size, seed):
     "The constellation experiment's metric (segmentation accuracy), computed by its own notebook's function"
     try: from torch_scae_nb.constellation import evaluate_constellation   # also registers the constellation dataset
-    except ImportError as e: raise EvalError(f'cannot evaluate a constellation model: {_first_line(e)}') from None
+    except ImportError as e: raise EvalError(f'cannot evaluate a constellation model: {first_line(e)}') from None
     from torch_scae_nb.data import make_dataset, make_loader
     try: ds = make_dataset('constellation', split, data_dir=data_dir, seed=seed)
-    except Exception as e: raise EvalError(f'--dataset constellation: {_first_line(e)}') from None
+    except Exception as e: raise EvalError(f'--dataset constellation: {first_line(e)}') from None
     loader = make_loader(ds, batch_size=batch_size, shuffle=False)
     kw = {} if n_max is None else dict(n_batches=max(1, math.ceil(n_max / batch_size)))
     res = dict(evaluate_constellation(model, loader, **kw))
@@ -456,7 +456,7 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
     dataset = dataset or run.get('dataset') or cfg.get('dataset')
     kw = {k: cfg[k] for k in ('canvas_size', 'max_translation') if cfg.get(k) is not None}
     try: fit_ds = make_dataset(dataset, 'train', data_dir=data_dir, **kw)
-    except Exception as e: raise EvalError(f'--dataset {dataset}: {_first_line(e)}') from None
+    except Exception as e: raise EvalError(f'--dataset {dataset}: {first_line(e)}') from None
     shape, want = tuple(getattr(fit_ds, 'image_shape', None) or fit_ds[0][0].shape), tuple(cfg['image_shape'])
     if shape != want:
         raise EvalError(f'--dataset {dataset} yields images of shape {shape} but the model of {path} expects {want}')
@@ -521,7 +521,7 @@ def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
     parser = anno_parser(scae_eval, prog='scae_eval')
     def error(msg): raise EvalError(msg)
     parser.error = error
-    def show(message, *a, **k): print(f'scae_eval: warning: {_first_line(message)}', file=sys.stderr)
+    def show(message, *a, **k): print(f'scae_eval: warning: {first_line(message)}', file=sys.stderr)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show

@@ -191,7 +191,7 @@ class CheckpointError(RuntimeError):
 class CheckpointWarning(UserWarning):
     "The latest checkpoint was unreadable and the previous one is used"
 
-def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
+from .data import first_line  # one-line messages, also from DataLoader workers
 
 def read_checkpoint(path:Union[str, Path],  # a checkpoint file
                     map_location='cpu'      # where tensors go (`torch.load`'s `map_location`)
@@ -203,7 +203,7 @@ def read_checkpoint(path:Union[str, Path],  # a checkpoint file
     hint = f'; the previous checkpoint {prev} may still be usable' if path.name == CHECKPOINT and prev.is_file() else ''
     try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f'cannot read checkpoint {path} (corrupted or incomplete: {_first_line(e)}){hint}') from None
+        raise CheckpointError(f'cannot read checkpoint {path} (corrupted or incomplete: {first_line(e)}){hint}') from None
     if not isinstance(ckpt, dict) or not {'model', 'step', 'config'} <= set(ckpt):
         raise CheckpointError(f'{path} is not a torch_scae_nb training checkpoint{hint}')
     return ckpt
@@ -787,7 +787,7 @@ def _held_out_batch(train_ds, make_test, n:int=HELD_OUT) -> tuple:
             test = make_test()
             if len(test) == 0: raise ValueError('it is empty')
             return torch.stack([test[i][0] for i in range(min(n, len(test)))]), None
-        except Exception as e: why = _first_line(e)
+        except Exception as e: why = first_line(e)
         k = min(n, len(train_ds))
         images = torch.stack([train_ds[i][0] for i in range(len(train_ds) - k, len(train_ds))])
     return images, f'learning diagnostics on the last {k} training images (the test split cannot be built: {why})'
@@ -839,7 +839,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
         cfg = ckpt['config']
         if config is not None:
             try: given = _get_config(config)
-            except Exception as e: raise UsageError(f'--config {config}: {_first_line(e)}') from None
+            except Exception as e: raise UsageError(f'--config {config}: {first_line(e)}') from None
             _check(_model_part(given) == _model_part(cfg), f'--config {config} differs from the config stored in {out}: '
                    'resume without --config, or start a new --out')
         dataset, batch_size, seed = stored.get('dataset', DEFAULT_DATASET), stored['batch_size'], stored.get('seed', 0)
@@ -848,7 +848,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
     else:
         config = config or ('constellation' if dataset == 'constellation' else DEFAULT_CONFIG)
         try: cfg = _get_config(config)
-        except Exception as e: raise UsageError(f'--config {config}: {_first_line(e)}') from None
+        except Exception as e: raise UsageError(f'--config {config}: {first_line(e)}') from None
         cfg = dict(cfg)
         dataset = dataset or cfg.get('dataset') or DEFAULT_DATASET
         batch_size = batch_size or cfg.get('batch_size')
@@ -872,11 +872,11 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
             ds_kw['canvas_size'] = shape[-1]                     # the canvas the config's encoder expects
             if dataset == 'folder': ds_kw['grayscale'] = shape[0] == 1
         ds = make_dataset(dataset, 'train', data_dir=data_dir, download=download, **ds_kw)
-    except Exception as e: raise UsageError(f'--dataset {dataset}: {_first_line(e)}') from None
+    except Exception as e: raise UsageError(f'--dataset {dataset}: {first_line(e)}') from None
     try:
         seed_everything(seed)
         model = _make_model(cfg)
-    except Exception as e: raise UsageError(f'cannot build the model from the config: {_first_line(e)}') from None
+    except Exception as e: raise UsageError(f'cannot build the model from the config: {first_line(e)}') from None
     shape = getattr(ds, 'image_shape', None)
     want = cfg.get('image_shape')
     _check(shape is None or want is None or tuple(shape) == tuple(want),
