@@ -8,18 +8,20 @@ JSON line at the end (also appended to --results). Raw-pixel baselines on the sa
     python tools/fmnist_protocol.py --name faithful --config mnist --steps 3000 --batch_size 32 --learning_rate 3e-5
     python tools/fmnist_protocol.py --name scale --set learn_output_scale=true ...     # one change against a baseline
 """
-import argparse, json, math, sys, time
+import argparse, ast, json, math, sys, time
 from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
 def parse_set(items):
-    "key=value pairs; values parsed as JSON when they can be (numbers, true/false, lists), else kept as strings"
+    "key=value pairs; values parsed as Python or JSON literals when they can be (1e-3, True/true, None/null, [1, 2]), else strings"
     out = {}
     for it in items:
         k, _, v = it.partition('=')
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
+        try: out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            try: out[k] = json.loads(v)
+            except json.JSONDecodeError: out[k] = v
     return out
 
 def main(argv=None):

@@ -233,6 +233,8 @@ configs.MODEL_DEFAULTS['constellation'] = dict(
     # optimisation (the paper)
     learning_rate=1e-5, batch_size=64, lr_decay_rate=None, lr_decay_steps=None,
 )
+# types and ranges of the keys the image model does not have (the shared keys' are in `configs.SCHEMA`)
+configs.SCHEMA.update(n_votes='int >= 1', active_caps_weight='float >= 0', prior_presence_type=('indicator', 'prob'))
 configs.PRESETS['constellation'] = dict(model='constellation')
 
 # %% ../nbs/10_constellation.ipynb #c955d24e
