@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['DEBIAN_FASHION_MNIST', 'DATASETS', 'read_idx', 'write_idx', 'make_fake_mnist', 'pad_translate', 'CanvasDataset',
            'center_of_mass', 'load_digits_28', 'default_data_dir', 'find_idx_files', 'DataError', 'first_line',
-           'load_mnist_like', 'sobel_edges', 'normalized_sobel_edges', 'make_target', 'load_torchvision_rgb',
-           'fit_to_box', 'ImageFolderSource', 'register_dataset', 'make_dataset', 'make_loader', 'set_epoch',
-           'show_batch']
+           'DataWarning', 'load_mnist_like', 'sobel_edges', 'normalized_sobel_edges', 'make_target',
+           'load_torchvision_rgb', 'fit_to_box', 'ImageFolderSource', 'register_dataset', 'make_dataset',
+           'dataset_options', 'make_loader', 'set_epoch', 'show_batch']
 
 # %% ../nbs/07_data.ipynb #e856416b
 import gzip
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -98,7 +99,8 @@ class CanvasDataset(Dataset):
                  split:str='train',          # 'train' or 'test' (`make_loader` shuffles 'train')
                  classes:Optional[Sequence[str]]=None, # class names, index = label
                  sobel_target:bool=False,    # the model should reconstruct `make_target(images, sobel=True)`
-                 origin:str=''               # where the data came from (logged by the trainer)
+                 origin:str='',              # where the data came from (logged by the trainer)
+                 held_out:Optional[bool]=None # its images are not training images (None: split != 'train'); False: a stand-in
                 ):
         if isinstance(source, torch.Tensor):
             if source.ndim == 3: source = source[:, None]          # (N, 1, h, w)
@@ -112,6 +114,7 @@ class CanvasDataset(Dataset):
         self.targets = None if labels is None else torch.as_tensor(labels, dtype=torch.long)  # (N,)
         self.fixed, self.seed, self.name, self.split, self.origin = fixed, seed, name, split, origin
         self.classes, self.sobel_target = None if classes is None else list(classes), sobel_target
+        self.held_out, self._channels = split != 'train' if held_out is None else held_out, None
         t = max_translation
         g = torch.Generator().manual_seed(seed)
         self.offsets = torch.randint(-t, t + 1, (len(source), 2), generator=g) if fixed else None  # (N, 2) (dy, dx)
@@ -132,7 +135,9 @@ class CanvasDataset(Dataset):
         return pad_translate(img, self.canvas_size, dy, dx), label    # (C, H, W), int
 
     @property
-    def image_shape(self): return (self._image(0)[0].shape[0], self.canvas_size, self.canvas_size)  # (C, H, W) for the encoder
+    def image_shape(self):                                            # (C, H, W) for the encoder
+        if self._channels is None: self._channels = self._image(0)[0].shape[0]   # reads image 0, once
+        return (self._channels, self.canvas_size, self.canvas_size)
 
     def __repr__(self):
         return (f'{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, '
@@ -187,7 +192,7 @@ def find_idx_files(folder:Union[str, Path], # a folder that may hold MNIST-forma
         found.append(hit)
     return tuple(found)
 
-# %% ../nbs/07_data.ipynb #5de36b2b
+# %% ../nbs/07_data.ipynb #2a424002
 class DataError(ValueError):
     "Bad input data (an unreadable file, an empty folder): its message names the file and says what to do"
 
@@ -195,10 +200,15 @@ def first_line(e:BaseException) -> str:
     "The one line that says what went wrong: the message's first line, or the original one if a DataLoader worker raised it"
     text = str(e).strip()
     if text.startswith('Caught ') and '\nOriginal Traceback' in text:   # torch's ExceptionWrapper.reraise
-        last = text.splitlines()[-1]
-        prefix = f'{type(e).__name__}: '
-        return last[len(prefix):] if last.startswith(prefix) else last
+        last = text.splitlines()[-1]                                   # 'pkg.module.Name: message' or 'Name: message'
+        for prefix in (f'{type(e).__module__}.{type(e).__qualname__}: ', f'{type(e).__name__}: '):
+            if last.startswith(prefix): return last[len(prefix):]
+        return last
     return (text.splitlines() or [type(e).__name__])[0]
+
+# %% ../nbs/07_data.ipynb #cd622a03
+class DataWarning(UserWarning):
+    "Usable data that is not what was asked for: an ignored option, a 'test' split that is not held out"
 
 # %% ../nbs/07_data.ipynb #e48c63c5
 _MNIST_LIKE = dict(  # name -> (torchvision class, human name, class names)
@@ -333,7 +343,10 @@ class ImageFolderSource(Dataset):
         from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
         path, label = self.folder.samples[i]
-        with Image.open(path) as im: img = pil_to_tensor(im.convert(self.mode)).float() / 255.   # (C, h, w)
+        try:
+            with Image.open(path) as im: img = pil_to_tensor(im.convert(self.mode)).float() / 255.   # (C, h, w)
+        except Exception as e:    # truncated, not an image, unreadable, gone: PIL's message alone does not name the file
+            raise DataError(f'cannot read image {path} ({type(e).__name__}: {first_line(e)}): fix or remove the file') from None
         return fit_to_box(img, self.box), label
 
 # %% ../nbs/07_data.ipynb #37546d91
@@ -350,6 +363,9 @@ def _or(value, default): return default if value is None else value
 
 @register_dataset('digits')
 def _build_digits(split, data_dir=None, canvas_size=None, max_translation=None, download=False, seed=0, test_fraction=0.2):
+    if data_dir is not None:
+        warnings.warn(f"data_dir={str(data_dir)!r} is ignored for dataset 'digits': the digits are bundled with "
+                      'scikit-learn (drop --data_dir)', DataWarning)
     images, labels = load_digits_28(split, test_fraction=test_fraction)
     return CanvasDataset(images, labels, _or(canvas_size, 40), _or(max_translation, 6), fixed=split != 'train',
                          seed=seed, name='digits', split=split, classes=[str(i) for i in range(10)],
@@ -377,8 +393,17 @@ def _build_folder(split, data_dir=None, canvas_size=None, max_translation=None, 
     if data_dir is None or not Path(data_dir).expanduser().is_dir():
         raise FileNotFoundError(f"dataset 'folder' needs data_dir (CLI: --data_dir) pointing at an existing ImageFolder "
                                 f'directory (one sub-folder of images per class), got {data_dir!r}')
-    root = Path(data_dir).expanduser()
-    root = root/split if (root/split).is_dir() else root
+    base = Path(data_dir).expanduser()
+    has = {s: (base/s).is_dir() for s in ('train', 'test')}
+    if has['test'] and not has['train']:
+        raise DataError(f"dataset 'folder': {base} has a test/ but no train/ sub-folder: put the training images in "
+                        f"{base/'train'} (one sub-folder per class)")
+    root = base/split if has[split] else base/'train' if has['train'] else base
+    held_out = None
+    if split == 'test' and not has['test']:
+        held_out = False
+        warnings.warn(f"dataset 'folder': {base} has no test/ sub-folder, so its 'test' split is the training images "
+                      f"(scores on it are not held out); add {base/'test'} with one sub-folder per class", DataWarning)
     canvas_size, max_translation = _or(canvas_size, 40), _or(max_translation, 6)
     box = canvas_size - 2 * max_translation
     if box < 1: raise ValueError(f'max_translation={max_translation} leaves no room on a {canvas_size}x{canvas_size} canvas')
@@ -386,8 +411,10 @@ def _build_folder(split, data_dir=None, canvas_size=None, max_translation=None, 
     except (FileNotFoundError, RuntimeError) as e:
         raise FileNotFoundError(f"dataset 'folder': no images found in {root} ({first_line(e)}); expected one "
                                 f'sub-folder of images per class') from None
-    return CanvasDataset(source, None, canvas_size, max_translation, fixed=split != 'train', seed=seed, name='folder',
-                         split=split, classes=source.classes, origin=f'ImageFolder {root}')
+    ds = CanvasDataset(source, None, canvas_size, max_translation, fixed=split != 'train', seed=seed, name='folder',
+                       split=split, classes=source.classes, origin=f'ImageFolder {root}', held_out=held_out)
+    ds.image_shape                   # decode image 0 now: a bad first file fails here, not when a caller asks the shape
+    return ds
 
 # %% ../nbs/07_data.ipynb #a692b815
 def make_dataset(name:str,                          # a key of `DATASETS`: digits, mnist, fashion_mnist, svhn, cifar10, folder, ...
@@ -406,6 +433,16 @@ def make_dataset(name:str,                          # a key of `DATASETS`: digit
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     return DATASETS[key](split, data_dir=data_dir, canvas_size=canvas_size, max_translation=max_translation,
                          download=download, seed=seed, **kwargs)
+
+# %% ../nbs/07_data.ipynb #db390ffd
+def dataset_options(name:str,        # a dataset name (a key of `DATASETS`)
+                    image_shape=None  # (C, H, W) the model was built for (its config's `image_shape`; None: no image model)
+                   ) -> dict:         # keyword arguments for `make_dataset`
+    "The `make_dataset` options that give images of a model's shape: its canvas, and grey or colour for a folder"
+    if image_shape is None: return {}
+    C, H, W = image_shape
+    if H != W: raise ValueError(f'datasets are square canvases; image_shape {tuple(image_shape)} is not square')
+    return dict(canvas_size=W, **({'grayscale': C == 1} if name == 'folder' else {}))
 
 # %% ../nbs/07_data.ipynb #326957f5
 def make_loader(dataset:Dataset,              # e.g. from `make_dataset`

@@ -278,8 +278,8 @@ def _figure(w, h, dpi=80):
 def _show(ax, img:torch.Tensor, vmax=1.):
     "Draw a (C, H, W) image (grey for C = 1, RGB for C >= 3) without axes"
     img = img.detach().float().cpu()
-    ax.imshow(img[0] if img.shape[0] < 3 else img[:3].permute(1, 2, 0).clamp(0, 1), cmap='gray', vmin=0, vmax=vmax,
-              interpolation='nearest')
+    img = img[0] if img.shape[0] < 3 else img[:3].permute(1, 2, 0).clamp(0, 1)
+    ax.imshow(img.numpy(), cmap='gray', vmin=0, vmax=vmax, interpolation='nearest')   # NumPy: no __array__ warning
     ax.set_xticks([]); ax.set_yticks([])
     for s in ax.spines.values(): s.set_visible(False)
 
@@ -384,7 +384,7 @@ EVAL_FIGURES = dict(reconstructions='eval_reconstructions.png', capsules='eval_c
 class EvalError(ValueError):
     "A problem the user can fix (missing checkpoint or data, bad argument): one line, exit status 2"
 
-from .data import first_line  # one-line messages, also from DataLoader workers
+from .data import DataError, DataWarning, first_line  # one-line messages, also from DataLoader workers
 
 def write_figures(model:nn.Module,   # the model
                   dataset,           # a Dataset of (image, label); its first 8 images are drawn
@@ -392,7 +392,7 @@ def write_figures(model:nn.Module,   # the model
                   out,               # folder to write the PNGs to
                   seed:int=0
                  ) -> dict:          # figure name -> path
-    "Write the four evaluation figures (`EVAL_FIGURES`) of a model into `out`"
+    "Write the four evaluation figures (`EVAL_FIGURES`) of a model into `out` (TSNE only from 5 images on)"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     n = min(8, len(dataset))
     images = torch.stack([dataset[i][0] for i in range(n)])
@@ -401,7 +401,8 @@ def write_figures(model:nn.Module,   # the model
     plot_reconstructions(recs, path=paths['reconstructions'])
     plot_capsule_reconstructions(recs, path=paths['capsules'])
     plot_templates(recs, path=paths['templates'])
-    plot_tsne(features.posterior, features.labels, seed=seed, path=paths['tsne'])
+    if len(features) >= 5: plot_tsne(features.posterior, features.labels, seed=seed, path=paths['tsne'])
+    else: warnings.warn(f'TSNE figure skipped: it needs at least 5 images, got {len(features)}'); del paths['tsne']
     return {k: str(v) for k, v in paths.items()}
 
 # %% ../nbs/09_evaluation.ipynb #746ec7d1
@@ -432,11 +433,16 @@ def _evaluate_constellation(model, ckpt, path, split, data_dir, n_max, batch_siz
     return dict(checkpoint=str(path), checkpoint_step=int(ckpt['step']), dataset='constellation', split=split,
                 **{k: (float(v) if hasattr(v, '__float__') else v) for k, v in res.items()})
 
+def _spread(ds, n:Optional[int]):
+    "`ds`, or `n` of its items evenly spaced over it (so a folder sorted by class keeps all its classes)"
+    if n is None or n >= len(ds): return ds
+    return Subset(ds, [i * len(ds) // n for i in range(n)])
+
 def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train` (or a checkpoint file)
                         dataset:Optional[str]=None, # default: the dataset the run trained on
-                        data_dir=None,              # default: the run's
+                        data_dir=None,              # default: the run's (when `dataset` is the run's)
                         split:str='test',           # the split to report on ('train' reports on the fitting split)
-                        n_max:Optional[int]=None,   # at most this many images per split
+                        n_max:Optional[int]=None,   # at most this many images per split, evenly spaced over it
                         batch_size:int=128,
                         device:str='auto',          # auto, cpu, cuda, cuda:N, mps
                         seed:int=0,                 # presence noise, k-means, TSNE
@@ -444,32 +450,52 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
                         progress:bool=True
                        ) -> dict:                   # JSON-ready scores and where the figures are
     "LIN-MATCH, LIN-PRED and the figures of a checkpoint (the work behind `scae_eval`)"
-    from torch_scae_nb.data import make_dataset
+    from torch_scae_nb.data import make_dataset, dataset_options
     t0 = time.perf_counter()
-    if n_max is not None and n_max < 10: raise EvalError(f'--n_max must be >= 10 (k-means needs 10 points), got {n_max}')
     if split not in ('train', 'test'): raise EvalError(f"--split must be 'train' or 'test', got {split!r}")
     ckpt, path, model = _load_run(checkpoint, device)
     cfg, run = ckpt['config'], ckpt.get('train', {}) or {}
-    data_dir = data_dir if data_dir is not None else run.get('data_dir')
+    trained_on = run.get('dataset') or cfg.get('dataset')
+    dataset = dataset or trained_on
+    recorded_dir = data_dir is None and dataset == trained_on      # the run's own data, from where it was read
+    if recorded_dir: data_dir = run.get('data_dir')
     if cfg.get('model') == 'constellation':
         return _evaluate_constellation(model, ckpt, path, split, data_dir, n_max, batch_size, seed)
-    dataset = dataset or run.get('dataset') or cfg.get('dataset')
-    kw = {k: cfg[k] for k in ('canvas_size', 'max_translation') if cfg.get(k) is not None}
-    try: fit_ds = make_dataset(dataset, 'train', data_dir=data_dir, **kw)
-    except Exception as e: raise EvalError(f'--dataset {dataset}: {first_line(e)}') from None
+    def build(which):
+        "The split as training read it: the recorded dataset and data_dir, the canvas and colour of the model's input"
+        with warnings.catch_warnings():
+            if recorded_dir:                       # the user gave no data_dir: do not warn that theirs is ignored
+                warnings.filterwarnings('ignore', message='data_dir=.* is ignored', category=DataWarning)
+            try:
+                kw = {**dataset_options(dataset, cfg.get('image_shape')),
+                      **{k: cfg[k] for k in ('canvas_size', 'max_translation') if cfg.get(k) is not None}}
+                return make_dataset(dataset, which, data_dir=data_dir, **kw)
+            except Exception as e: raise EvalError(f'--dataset {dataset}: {first_line(e)}') from None
+    fit_ds = build('train')
     shape, want = tuple(getattr(fit_ds, 'image_shape', None) or fit_ds[0][0].shape), tuple(cfg['image_shape'])
     if shape != want:
         raise EvalError(f'--dataset {dataset} yields images of shape {shape} but the model of {path} expects {want}')
-    eval_ds = fit_ds if split == 'train' else make_dataset(dataset, split, data_dir=data_dir, **kw)
-    kw = dict(batch_size=batch_size, n_max=n_max, seed=seed, progress=progress)
-    fit = extract_features(model, fit_ds, desc='train features', **kw)
-    held = fit if split == 'train' else extract_features(model, eval_ds, desc=f'{split} features', **kw)
-    scores = classification_scores(fit, held, n_clusters=cfg.get('n_classes', 10), seed=seed)
+    classes = getattr(fit_ds, 'classes', None)
+    C = len(classes) if classes else cfg.get('n_classes', 10)             # k-means clusters: one per class
+    if C < 2: raise EvalError(f'--dataset {dataset} has one class ({classes[0]}): LIN-MATCH and LIN-PRED need at least 2')
+    if len(fit_ds) < C:
+        raise EvalError(f'--dataset {dataset}: its train split has {len(fit_ds)} images, but LIN-MATCH fits {C} k-means '
+                        f'clusters (one per class) and needs at least {C}: add training images')
+    if n_max is not None and n_max < C:
+        raise EvalError(f'--n_max must be >= {C} (LIN-MATCH fits {C} k-means clusters, one per class of {dataset}), '
+                        f'got {n_max}')
+    eval_ds = fit_ds if split == 'train' else build(split)
+    held_out = split == 'test' and getattr(eval_ds, 'held_out', True)
+    fit_part, eval_part = _spread(fit_ds, n_max), _spread(eval_ds, n_max)
+    kw = dict(batch_size=batch_size, seed=seed, progress=progress)
+    fit = extract_features(model, fit_part, desc='train features', **kw)
+    held = fit if split == 'train' else extract_features(model, eval_part, desc=f'{split} features', **kw)
+    scores = classification_scores(fit, held, n_clusters=C, seed=seed)
     out = dict(checkpoint=str(path), checkpoint_step=int(ckpt['step']), dataset=dataset, split=split,
-               **scores.as_dict())
+               held_out=held_out, n_clusters=C, **scores.as_dict())
     if figures:
         folder = path.parent
-        out['figures'] = write_figures(model, eval_ds, held, folder, seed=seed)
+        out['figures'] = write_figures(model, eval_part, held, folder, seed=seed)
     out['seconds'] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -486,7 +512,9 @@ def _report(r:dict) -> str:
         return '\n'.join(f'{k}: {v}' for k, v in r.items())
     return '\n'.join([
         f"{r['checkpoint']} (step {r['checkpoint_step']}): {r['dataset']}, k-means and probe fit on train "
-        f"({r['n_train']} images), evaluated on {r['split']} ({r['n_eval']} images)",
+        f"({r['n_train']} images), evaluated on {r['split']}"
+        + (' = the training images, NOT held out' if r['split'] == 'test' and not r.get('held_out', True) else '')
+        + f" ({r['n_eval']} images, {r.get('n_clusters', 10)} clusters)",
         f"LIN-MATCH (posterior presences): {r['lin_match_acc']:.4f}   [fit split {r['lin_match_acc_fit']:.4f}, "
         f"with the train mapping {r['lin_match_acc_transfer']:.4f}]",
         f"LIN-PRED  (posterior presences): {r['lin_pred_acc']:.4f}   [train {r['lin_pred_acc_train']:.4f}]",
@@ -500,7 +528,7 @@ def scae_eval(checkpoint:str=None,  # run folder written by scae_train (or its c
               data_dir:str=None,    # where the dataset is [default: the run's]
               split:str='test',     # split to report on; k-means and the probe are always fit on train
               json:bool=False,      # print one JSON object (and nothing else) on stdout
-              n_max:int=None,       # use at most N images of each split
+              n_max:int=None,       # use at most N images of each split (evenly spaced over it)
               batch_size:int=128,   # images per forward pass
               device:str='auto',    # auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps
               seed:int=0,           # presence noise, k-means, TSNE
@@ -521,14 +549,17 @@ def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
     parser = anno_parser(scae_eval, prog='scae_eval')
     def error(msg): raise EvalError(msg)
     parser.error = error
-    def show(message, *a, **k): print(f'scae_eval: warning: {first_line(message)}', file=sys.stderr)
+    seen = set()
+    def show(message, *a, **k):                     # one line per warning, each said once
+        line = first_line(message)
+        if line not in seen: seen.add(line); print(f'scae_eval: warning: {line}', file=sys.stderr)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
             args = vars(parser.parse_args(argv)); args.pop('pdb', None); args.pop('xtra', None)
             scae_eval(**args)
-    except EvalError as e:
-        print(f'scae_eval: error: {e}', file=sys.stderr)
+    except (EvalError, DataError) as e:             # DataError: e.g. an unreadable image met while extracting
+        print(f'scae_eval: error: {first_line(e)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('scae_eval: interrupted', file=sys.stderr)

@@ -52,7 +52,10 @@ def check_images(images:torch.Tensor, # (B, C, H, W) a batch of images
     if images.ndim != 4 or tuple(images.shape[1:]) != (C, H, W):
         raise ValueError(f'expected images of shape (B, {C}, {H}, {W}), got {tuple(images.shape)}'
                          + (' — add a batch dimension with images[None]' if images.ndim == 3 else ''))
-    if not images.is_floating_point(): raise ValueError(f'images must be floating point in [0, 1], got {images.dtype}')
+    if images.shape[0] == 0: raise ValueError(f'got an empty batch {tuple(images.shape)}: pass at least one image (B >= 1)')
+    if not images.is_floating_point():
+        raise ValueError(f'images must be floating point in [0, 1], got {images.dtype}: convert them first, '
+                         'e.g. images.float() / 255 for 8-bit pixels')
     lo, hi = torch.stack(torch.aminmax(images)).tolist()    # one pass, one device sync; NaN and inf show up here
     if not (math.isfinite(lo) and math.isfinite(hi)): raise ValueError('images contain NaN or infinite values')
     if lo < 0 or hi > 1: raise ValueError(f'image values must lie in [0, 1], got min {lo:.3g}, max {hi:.3g} — divide by 255?')
@@ -111,6 +114,7 @@ class SCAE(nn.Module):
     def forward(self, images:torch.Tensor # (B, C, H, W) in [0, 1]
                ) -> SCAEResult:
         if self.check_inputs: check_images(images, self.config['image_shape'])
+        if images.is_floating_point(): images = images.to(next(self.parameters()).dtype)   # float16/64 data: the one cast
         cfg = self.config
         parts = self.part_encoder(images)
         templates = self.decoder.make_templates(parts.features)                # (1 or B, M, C, h, w)
