@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['CHECKPOINT', 'PREVIOUS_CHECKPOINT', 'METRICS', 'LOSS_FIGURE', 'RUN_CONFIG', 'DIAGNOSTIC_PANELS', 'AMP_MODES',
-           'DATASET_NAMES', 'DEFAULT_CONFIG', 'DEFAULT_DATASET', 'DEFAULT_STEPS', 'HELD_OUT', 'TRAIN_KEYS',
-           'rmsprop_eps', 'RMSpropTF', 'exponential_decay', 'get_rng_state', 'set_rng_state', 'atomic_save',
-           'save_checkpoint', 'CheckpointError', 'CheckpointWarning', 'read_checkpoint', 'load_checkpoint',
-           'read_metrics', 'MetricsLog', 'plot_metrics', 'DistInfo', 'dist_info', 'resolve_device', 'init_distributed',
-           'to_device', 'batch_size_of', 'NonFiniteLoss', 'Trainer', 'CollapseWarning', 'TrainResult', 'UsageError',
-           'seed_everything', 'RunPlan', 'prepare_run', 'scae_train', 'main']
+           'DIVERGENCE_FACTOR', 'DATASET_NAMES', 'DEFAULT_CONFIG', 'DEFAULT_DATASET', 'DEFAULT_STEPS', 'HELD_OUT',
+           'TRAIN_KEYS', 'RUN_SETTINGS', 'rmsprop_eps', 'RMSpropTF', 'exponential_decay', 'get_rng_state',
+           'set_rng_state', 'atomic_save', 'save_checkpoint', 'CheckpointError', 'CheckpointWarning',
+           'nonfinite_tensors', 'read_checkpoint', 'load_checkpoint', 'read_metrics', 'MetricsLog', 'plot_metrics',
+           'DistInfo', 'dist_info', 'resolve_device', 'init_distributed', 'to_device', 'batch_size_of', 'NonFiniteLoss',
+           'DivergenceWarning', 'Trainer', 'CollapseWarning', 'TrainResult', 'UsageError', 'seed_everything', 'RunPlan',
+           'prepare_run', 'scae_train', 'main']
 
 # %% ../nbs/08_training.ipynb #ff07b53f
-import builtins, json, math, os, random, signal, sys, tempfile, threading, time, warnings
+import builtins, json, math, os, pickle, random, re, signal, sys, tempfile, threading, time, warnings
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,21 +192,58 @@ class CheckpointError(RuntimeError):
 class CheckpointWarning(UserWarning):
     "The latest checkpoint was unreadable and the previous one is used"
 
-from .data import first_line  # one-line messages, also from DataLoader workers
+from .data import DataError, first_line  # one-line messages, also from DataLoader workers
+
+def nonfinite_tensors(state,      # a tensor, or (nested) dicts, lists and tuples holding tensors
+                      name:str='' # prefix of the names
+                     ) -> list:   # dotted names of the floating-point tensors that hold a NaN or an infinity
+    "Which tensors of a state dict (or checkpoint) are not finite; one device sync per device"
+    found = []
+    def walk(x, n):
+        if isinstance(x, torch.Tensor):
+            if x.is_floating_point() or x.is_complex(): found.append((n, x))
+        elif isinstance(x, dict):
+            for k, v in x.items(): walk(v, f'{n}.{k}' if n else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x): walk(v, f'{n}.{i}' if n else str(i))
+    walk(state, name)
+    by_device, bad = {}, []
+    for n, t in found: by_device.setdefault(t.device, []).append((n, t))
+    for items in by_device.values():
+        ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in items]).tolist()
+        bad += [n for (n, _), good in zip(items, ok) if not good]
+    return bad
+
+_FOREIGN = re.compile(r'GLOBAL (\S+)|unrecognized function (\S+)|new object for .* but got (\S+)')
+
+def _load_problem(e:Exception) -> str:
+    "Why `torch.load(weights_only=True)` failed, in our words (torch's advice to retry with weights_only=False dropped)"
+    msg = str(e)
+    if isinstance(e, pickle.UnpicklingError) or 'Weights only load failed' in msg:
+        m = _FOREIGN.search(msg)
+        if m: return (f'it holds objects that are not plain tensors ({next(g for g in m.groups() if g)}), '
+                      'and such a file is never loaded: a checkpoint is data, not code')
+        words = [l.strip() for l in msg.split('Check the documentation')[0].splitlines() if l.strip()]
+        return f'corrupted or incomplete: {words[-1] if words else type(e).__name__}'
+    return f'corrupted or incomplete: {first_line(e)}'
 
 def read_checkpoint(path:Union[str, Path],  # a checkpoint file
                     map_location='cpu'      # where tensors go (`torch.load`'s `map_location`)
                    ) -> dict:
-    "Load one checkpoint file with `weights_only=True`; a `CheckpointError` naming the file if it cannot be read"
+    "Load one checkpoint file with `weights_only=True`; a `CheckpointError` naming the file if it cannot be read or is not finite"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no checkpoint file {path}')
     prev = path.with_name(PREVIOUS_CHECKPOINT)
     hint = f'; the previous checkpoint {prev} may still be usable' if path.name == CHECKPOINT and prev.is_file() else ''
     try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f'cannot read checkpoint {path} (corrupted or incomplete: {first_line(e)}){hint}') from None
+        raise CheckpointError(f'cannot read checkpoint {path} ({_load_problem(e)}){hint}') from None
     if not isinstance(ckpt, dict) or not {'model', 'step', 'config'} <= set(ckpt):
         raise CheckpointError(f'{path} is not a torch_scae_nb training checkpoint{hint}')
+    bad = nonfinite_tensors({k: ckpt[k] for k in ('model', 'optimizer') if k in ckpt})
+    if bad:
+        raise CheckpointError(f'checkpoint {path} (step {ckpt["step"]}) holds NaN or infinite values in {len(bad)} '
+                              f'tensor(s), e.g. {bad[0]}: it was written after training diverged{hint}')
     return ckpt
 
 def load_checkpoint(out:Union[str, Path], # a run folder (or one checkpoint file)
@@ -382,7 +420,10 @@ def batch_size_of(batch) -> int:
 AMP_MODES = {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 class NonFiniteLoss(RuntimeError):
-    "The loss (or gradient) became NaN or infinite; nothing was updated"
+    "The loss, the gradient or the weights became NaN or infinite; nothing non-finite was applied or saved"
+
+class DivergenceWarning(UserWarning):
+    "The loss grows by orders of magnitude while staying finite: the learning rate is probably too large"
 
 class _LossModule(nn.Module):
     "`forward(batch)` is `model.compute_loss(batch)`, so DistributedDataParallel sees the whole loss computation"
@@ -460,6 +501,8 @@ class Trainer:
         self.elapsed, self.last_lr, self.last_checkpoint = 0., lr, None
         self.epoch_rng = self._resume_rng = self._it = None    # epoch-start random state; state to restore; live iterator
         self._signal = None
+        self._losses, self.divergence = [], dict(early=None, best=None, warned=False)   # see `_watch_divergence`
+        self._unusable = None                      # an unreadable latest checkpoint, set aside at the first save
 
     def log(self, *msg):
         "Print a message from the main process only (to stderr, above the progress bar)"
@@ -481,7 +524,8 @@ def state_dict(self:Trainer) -> dict:
                 model=self.model.state_dict(), optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                 scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 config=self.config, train=self.settings, world_size=self.dist.world_size,
-                rng=self._gather(get_rng_state(self.loader)), epoch_rng=self._gather(self.epoch_rng))
+                rng=self._gather(get_rng_state(self.loader)), epoch_rng=self._gather(self.epoch_rng),
+                divergence=dict(self.divergence))
 
 @patch
 def load_state_dict(self:Trainer, ckpt:dict):
@@ -492,6 +536,7 @@ def load_state_dict(self:Trainer, ckpt:dict):
     if ckpt.get('scaler') and self.scaler.is_enabled(): self.scaler.load_state_dict(ckpt['scaler'])
     self.step, self.epoch, self.batch_in_epoch = ckpt['step'], ckpt['epoch'], ckpt['batch_in_epoch']
     self.elapsed = ckpt.get('elapsed', 0.)
+    self.divergence = {**dict(early=None, best=None, warned=False), **ckpt.get('divergence', {})}
     self.last_lr = self.opt.param_groups[0]['lr']
     self._it = None
     if ckpt.get('world_size', 1) == self.dist.world_size:
@@ -503,10 +548,29 @@ def load_state_dict(self:Trainer, ckpt:dict):
 
 # %% ../nbs/08_training.ipynb #b5e592ac
 @patch
+def _any(self:Trainer, flag:bool) -> bool:
+    "True on every process if `flag` is true on any (one all-reduce under DDP)"
+    if not self.ddp: return bool(flag)
+    t = torch.tensor(float(bool(flag)), device=self.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+@patch
 def save(self:Trainer) -> Optional[Path]:
-    "Write a checkpoint of the current step (collective under DDP; only rank 0 writes)"
+    "Write a checkpoint of the current step (collective under DDP; only rank 0 writes); `NonFiniteLoss` instead of saving NaN"
     state = self.state_dict()
+    bad = nonfinite_tensors(dict(model=state['model'], optimizer=state['optimizer']))
+    if self._any(bad):
+        err = NonFiniteLoss(f'non-finite weights after step {self.step} ({len(bad)} tensor(s), e.g. '
+                            f'{bad[0] if bad else "in another process"}): not saved')
+        err.updated = True                      # the update was applied (only saving is refused)
+        raise err
     if not self.dist.is_main: return None
+    if self._unusable is not None and self._unusable.is_file():   # do not rotate it into the previous checkpoint's place
+        aside = self._unusable.with_name(self._unusable.name + '.unusable')
+        os.replace(self._unusable, aside)
+        self.log(f'the unusable {self._unusable} is set aside as {aside}; {self.out/PREVIOUS_CHECKPOINT} stays the good one')
+    self._unusable = None
     self.last_checkpoint = (save_checkpoint(state, self.out), self.step)
     return self.last_checkpoint[0]
 
@@ -520,6 +584,7 @@ def resume(self:Trainer) -> int:
         ckpt, path = box[0]
     self.load_state_dict(ckpt)
     self.last_checkpoint = (Path(path), self.step)
+    if Path(path) == self.out/PREVIOUS_CHECKPOINT: self._unusable = self.out/CHECKPOINT   # the latest could not be used
     self.log(f'resuming from {path} at step {self.step}')
     return self.step
 
@@ -532,6 +597,13 @@ def _nonfinite_message(step, total, terms, what='loss') -> str:
                else f'total={float(total.detach()):g} while every term is finite')
     return f'non-finite {what} at step {step}: {culprit}'
 
+def _grad_norm(params, device) -> torch.Tensor:
+    "The global L2 norm of the gradients (a tensor on `device`, no sync): NaN or infinite if any gradient is"
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads: return torch.zeros((), device=device)
+    norms = torch._foreach_norm(grads) if hasattr(torch, '_foreach_norm') else [g.norm() for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.to(device, torch.float32) for n in norms]))
+
 @patch
 def train_step(self:Trainer, batch) -> tuple:
     "One update on `batch`: (total, terms, stop_requested); raises `NonFiniteLoss` without updating"
@@ -541,20 +613,23 @@ def train_step(self:Trainer, batch) -> tuple:
     total = total.float()
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(total).backward()
-    flags = torch.stack([(~torch.isfinite(total.detach())).float(),
-                         torch.tensor(float(self._signal is not None), device=total.device)])
-    if self.ddp: dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    bad, stop = (flags > 0).tolist()
-    if bad:
-        self.opt.zero_grad(set_to_none=True)
-        raise NonFiniteLoss(_nonfinite_message(self.step + 1, total, terms) if not torch.isfinite(total)
-                            else f'non-finite loss at step {self.step + 1} in another process')
+    check_grad = not self.scaler.is_enabled()          # fp16: the GradScaler skips non-finite updates itself
     if self.grad_clip:
         self.scaler.unscale_(self.opt)
         norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        if not self.scaler.is_enabled() and not torch.isfinite(norm):
-            self.opt.zero_grad(set_to_none=True)
-            raise NonFiniteLoss(_nonfinite_message(self.step + 1, norm, {'grad_norm': norm}, 'gradient'))
+    else: norm = _grad_norm(self.model.parameters(), total.device) if check_grad else None
+    flags = torch.stack([(~torch.isfinite(total.detach())).float(),
+                         (~torch.isfinite(norm.detach())).float().to(total.device) if check_grad else total.new_zeros(()),
+                         torch.tensor(float(self._signal is not None), device=total.device)])
+    if self.ddp: dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    bad_loss, bad_grad, stop = (flags > 0).tolist()    # the one device sync of a step
+    if bad_loss or bad_grad:
+        self.opt.zero_grad(set_to_none=True)
+        s = self.step + 1
+        if not bad_loss: msg = f'non-finite gradient at step {s} (loss {float(total.detach()):.4g}, gradient norm {float(norm):g})'
+        elif torch.isfinite(total): msg = f'non-finite loss at step {s} in another process'
+        else: msg = _nonfinite_message(s, total, terms)
+        raise NonFiniteLoss(msg)
     self.last_lr = self.opt.param_groups[0]['lr']
     self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
     self.step += 1
@@ -635,6 +710,28 @@ def diagnose(self:Trainer,
             warnings.warn(f'{msg} (step {self.step}); {_collapse_advice(self.out/LOSS_FIGURE, self.config)}', CollapseWarning)
     return diag
 
+# %% ../nbs/08_training.ipynb #da09da71
+DIVERGENCE_FACTOR = 100.   # the running loss this many sizes of the loss above its best is divergence
+
+@patch
+def _watch_divergence(self:Trainer,
+                      running:float,             # the running loss: median of the steps since the last metrics record
+                      first:Optional[float]=None # the loss of the run's first step (the reference, taken once)
+                     ) -> bool:                  # True if this call warned
+    "Track the running loss; one `DivergenceWarning` per run when it rises far above its best"
+    d = self.divergence
+    if d['early'] is None: d['early'] = d['best'] = running if first is None else first
+    d['best'] = min(d['best'], running)
+    scale = max(abs(d['early']), abs(d['best']), 1.)   # a size for the loss, also when it is negative or near zero
+    if d['warned'] or not running - d['best'] > DIVERGENCE_FACTOR * scale: return False
+    d['warned'] = True
+    lr = self.settings['learning_rate']
+    if self.dist.is_main:
+        warnings.warn(f'the loss is diverging: its running value rose from {d["best"]:.4g} (its best) to {running:.4g} '
+                      f'by step {self.step} with learning rate {lr:g}; try a smaller --learning_rate (e.g. {lr / 10:g}) '
+                      'or --grad_clip', DivergenceWarning)
+    return True
+
 # %% ../nbs/08_training.ipynb #e43ccefa
 @dataclass
 class TrainResult:
@@ -666,7 +763,7 @@ def fit(self:Trainer,
          steps:Optional[int]=None,     # total updates to reach (across resumes)
          epochs:Optional[float]=None   # ... or passes over the loader
         ) -> TrainResult:
-    "Train until `steps` (or `epochs`) are done or a signal arrives; `NonFiniteLoss` stops without updating"
+    "Train until `steps` (or `epochs`) are done or a signal arrives; `NonFiniteLoss` stops without updating, `DataError` between steps"
     try: n_batches = len(self.loader)
     except TypeError: n_batches = None
     total_steps = _total_steps(steps, epochs, n_batches)
@@ -675,7 +772,7 @@ def fit(self:Trainer,
     log = MetricsLog(self.out/METRICS, upto=self.step) if main else None
     if self.step >= total_steps:
         self.log(f'already at step {self.step} (target {total_steps}): nothing to do')
-    old_handlers, self._signal = self._install_signal_handlers(), None
+    old_handlers, self._signal, self._losses = self._install_signal_handlers(), None, []
     bar = tqdm(total=total_steps, initial=self.step, unit='step', dynamic_ncols=True, file=sys.stderr,
                disable=not (self.progress and main), mininterval=.5)
     t0 = t_log = time.perf_counter(); elapsed0, n_img = self.elapsed, 0
@@ -690,12 +787,15 @@ def fit(self:Trainer,
             for batch in it:
                 got += 1
                 total, terms, stop = self.train_step(batch)
+                self._losses.append(total)                  # for the running loss (no sync)
                 self.batch_in_epoch += 1
                 n_img += batch_size_of(batch) * self.dist.world_size
                 self.elapsed = elapsed0 + time.perf_counter() - t0
                 bar.update(1)
                 if self.step % self.log_every == 0 or self.step == total_steps or stop:
-                    vals = self._reduce_mean([total] + list(terms.values()))
+                    window, self._losses = torch.stack(self._losses), []
+                    vals = self._reduce_mean([total, window.median(), window[0]] + list(terms.values()))
+                    running, first = vals.pop(1), vals.pop(1)
                     now = time.perf_counter(); ips = n_img / max(now - t_log, 1e-9); t_log, n_img = now, 0
                     loss = vals[0]
                     if main:
@@ -704,6 +804,7 @@ def fit(self:Trainer,
                         rec.update(lr=self.last_lr, time=round(self.elapsed, 3), img_per_s=round(ips, 1))
                         log.write(rec)
                         bar.set_postfix(loss=f'{loss:.4g}', img_s=f'{ips:.0f}', refresh=False)
+                    self._watch_divergence(running, first)
                 if (not stop and self._diagnoses()
                         and (self.step % self.diagnose_every == 0 or self.step == total_steps)): diagnose()
                 if stop or self.step % self.checkpoint_every == 0 or self.step == total_steps: self.save()
@@ -716,7 +817,16 @@ def fit(self:Trainer,
     except NonFiniteLoss as e:
         last = (f'the last good checkpoint is {self.last_checkpoint[0]} (step {self.last_checkpoint[1]})'
                 if self.last_checkpoint else 'no checkpoint was written')
-        raise NonFiniteLoss(f'{e}; stopped without updating, {last}') from None
+        err = NonFiniteLoss(f'{e}; stopped{"" if getattr(e, "updated", False) else " without updating"}, {last}')
+        err.learning_rate = self.settings['learning_rate']
+        raise err from None
+    except DataError as e:                      # an unreadable example, here or in a worker: between two steps
+        self._it = None                         # drop the broken iterator (and its worker processes)
+        kept = (f'the checkpoint of step {self.last_checkpoint[1]} ({self.last_checkpoint[0]}) is kept'
+                if self.last_checkpoint else 'no checkpoint was written yet')
+        err = DataError(f'{first_line(e)}; training stopped at step {self.step}, {kept}')
+        err.checkpoint = self.last_checkpoint
+        raise err from None
     finally:
         for s, h in old_handlers.items(): signal.signal(s, h)
         bar.close()
@@ -792,6 +902,37 @@ def _held_out_batch(train_ds, make_test, n:int=HELD_OUT) -> tuple:
         images = torch.stack([train_ds[i][0] for i in range(len(train_ds) - k, len(train_ds))])
     return images, f'learning diagnostics on the last {k} training images (the test split cannot be built: {why})'
 
+def _check_writable(out:Path):
+    "A `UsageError` unless the run folder `out` can be created or written to (checked without writing anything)"
+    folder = out
+    while not folder.exists() and folder != folder.parent: folder = folder.parent   # the nearest existing ancestor
+    _check(folder.is_dir(), f'--out {out}: {folder} is not a folder')
+    _check(os.access(folder, os.W_OK | os.X_OK), f'--out {out} cannot be written: {folder} is read-only for this user; '
+           f'choose another --out, or make {folder} writable')
+
+RUN_SETTINGS = ('dataset', 'seed', 'learning_rate', 'lr_decay_rate', 'lr_decay_steps', 'batch_size', 'grad_clip')
+
+def _foreign_checkpoint(ckpt:dict,       # the checkpoint about to be resumed
+                        run_config:Path  # its run folder's config.json
+                       ) -> Optional[str]:
+    "How the checkpoint disagrees with the run folder's `config.json` (None if it agrees, or if there is no config.json)"
+    if not run_config.is_file(): return None
+    try:
+        run = json.loads(run_config.read_text())
+        cfg, train = dict(run['config']), dict(run['train'])
+    except (ValueError, KeyError, TypeError) as e:
+        warnings.warn(f'cannot read {run_config} ({first_line(e)}): the checkpoint is resumed without checking that it '
+                      'belongs to this run, and the file is written anew')
+        return None
+    mine, theirs = _jsonable(ckpt['config']), _jsonable(ckpt.get('train', {}))
+    for k in sorted(set(mine) | set(cfg), key=str):
+        if mine.get(k) != cfg.get(k):
+            return f'its config has {k}={mine.get(k)!r}, {run_config} has {k}={cfg.get(k)!r}'
+    for k in RUN_SETTINGS:
+        if k in theirs and k in train and theirs[k] != train[k]:
+            return f'it was trained with {k}={theirs[k]!r}, {run_config} says {k}={train[k]!r}'
+    return None
+
 def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=None, epochs=None, batch_size=None,
                 learning_rate=None, out='runs/scae', resume=False, seed=None, device='auto', num_workers=0,
                 checkpoint_every=500, log_every=50, grad_clip=None, amp='off', compile=False, progress=True,
@@ -817,6 +958,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
     # 2. the run folder
     out = Path(out).expanduser()
     _check(not out.exists() or out.is_dir(), f'--out {out} exists and is not a folder')
+    if info.is_main: _check_writable(out)
     has_ckpt = (out/CHECKPOINT).is_file() or (out/PREVIOUS_CHECKPOINT).is_file()
     ckpt = None
     if resume:
@@ -824,8 +966,11 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', CheckpointWarning)   # reported again when the trainer loads it
-                ckpt, _ = load_checkpoint(out)
+                ckpt, path = load_checkpoint(out)
         except CheckpointError as e: raise UsageError(str(e)) from None
+        foreign = _foreign_checkpoint(ckpt, out/RUN_CONFIG)
+        _check(foreign is None, f'{path} is not the checkpoint of the run in {out}: {foreign}; move it to a folder of '
+               f'its own and resume it there, or remove it to resume this run from its own checkpoint')
     else:
         _check(not has_ckpt, f'{out} already holds a checkpoint: pass --resume to continue it, or choose another --out')
     # 3. config and settings (a resumed run keeps the checkpoint's)
@@ -894,6 +1039,16 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
                         settings=settings, held_out=held_out, diagnose_every=diagnose_every), note)
 
 # %% ../nbs/08_training.ipynb #3b69fa02
+def _write_text(path:Path, text:str):
+    "Write a small text file atomically (a temporary file, then `os.replace`)"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f: f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError): os.unlink(tmp)
+        raise
+
 @_command
 def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, cifar10, tiny, constellation) or path to a config module [default: tiny; on --resume: the checkpoint's]
                dataset:str=None,           # mnist, fashion_mnist, digits, svhn, cifar10, folder or constellation [default: the config's, else digits]
@@ -931,9 +1086,13 @@ def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, c
                     f"({len(p.dataset)} examples), {p.device}, {info.world_size} process(es), batch {s['batch_size']}"
                     f" ({s['batch_size'] // info.world_size} per process), lr {s['learning_rate']:g} -> {out}")
         if p.note: trainer.log(f'scae_train: {p.note}')
+        problem = None
         if main:
-            out.mkdir(parents=True, exist_ok=True)
-            (out/RUN_CONFIG).write_text(json.dumps(dict(config=_jsonable(p.config), train=_jsonable(s)), indent=1) + '\n')
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                _write_text(out/RUN_CONFIG, json.dumps(dict(config=_jsonable(p.config), train=_jsonable(s)), indent=1) + '\n')
+            except OSError as e: problem = f'--out {out} cannot be written ({e.strerror or first_line(e)}): choose another --out'
+        if trainer._any(problem is not None): raise UsageError(problem or f'--out {out} cannot be written by process 0')
         if p.resume: trainer.resume()
         res = trainer.fit(steps=p.steps, epochs=p.epochs)
         if main:
@@ -950,7 +1109,7 @@ def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, c
 # %% ../nbs/08_training.ipynb #c0c3dd22
 def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
         ) -> int:
-    "Console entry point of `scae_train`: runs, and exits with 0 done, 1 non-finite loss, 2 usage, 128+n on signal n"
+    "Console entry point of `scae_train`: runs, and exits with 0 done, 1 non-finite loss, 2 usage or bad data, 128+n on signal n"
     parser = anno_parser(scae_train, prog='scae_train')
     def error(msg): raise UsageError(msg)
     parser.error = error
@@ -966,8 +1125,14 @@ def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
     except UsageError as e:
         if is_main: print(f'scae_train: error: {e}', file=sys.stderr)
         code = 2
+    except DataError as e:                 # a bad file in the data set, found while training
+        how = 'continue with --resume' if getattr(e, 'checkpoint', None) else 'run the same command again'
+        if is_main: print(f'scae_train: error: {first_line(e)}: fix or remove the file and {how}', file=sys.stderr)
+        code = 2
     except NonFiniteLoss as e:
-        if is_main: print(f'scae_train: {e}', file=sys.stderr)
+        lr = getattr(e, 'learning_rate', None)
+        advice = f'; a smaller --learning_rate than {lr:g}, or --grad_clip, in a new --out may avoid it' if lr else ''
+        if is_main: print(f'scae_train: {e}{advice}', file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         if is_main: print('scae_train: aborted (no checkpoint written for the current step)', file=sys.stderr)
