@@ -253,8 +253,7 @@ def test_bad_file_found_while_training(fragile, capsys, tmp_path, workers):
     bad = Fragile.bad
     assert one_line(after_info(err)) == (
         f'scae_train: error: cannot read image /data/cats/{bad:03d}.png (truncated file): fix it or remove it; training '
-        f'stopped at step 2, the checkpoint of step 2 ({run/T.CHECKPOINT}) is kept: fix or remove the file and continue '
-        'with --resume')
+        f'stopped at step 2, the checkpoint of step 2 ({run/T.CHECKPOINT}) is kept; then continue with --resume')
     assert ckpt_of(run)['step'] == 2 and steps_logged(run) == [1, 2]
     assert sorted(p.name for p in run.iterdir()) == sorted([T.CHECKPOINT, T.PREVIOUS_CHECKPOINT, T.METRICS,
                                                             T.LOSS_FIGURE, T.RUN_CONFIG])   # no temporary files
@@ -269,8 +268,8 @@ def test_bad_file_before_the_first_checkpoint(fragile, capsys, tmp_path):
     code, out, err = main(capsys, '--config', 'toy', '--batch_size', 8, '--steps', 6, '--checkpoint_every', 5,
                           '--out', run, '--no_progress')
     assert code == 2
-    assert one_line(after_info(err)).endswith('training stopped at step 2, no checkpoint was written yet: fix or '
-                                                     'remove the file and run the same command again')
+    assert one_line(after_info(err)).endswith('training stopped at step 2, no checkpoint was written yet; then '
+                                                     'run the same command again')
     Fragile.bad = None
     assert main(capsys, '--config', 'toy', '--batch_size', 8, '--steps', 6, '--checkpoint_every', 5, '--out', run,
                 '--no_progress')[0] == 0

@@ -943,7 +943,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
     _check(steps is None or steps >= 1, f'--steps must be >= 1, got {steps}')
     _check(epochs is None or epochs > 0, f'--epochs must be positive, got {epochs}')
     _check(batch_size is None or batch_size >= 1, f'--batch_size must be >= 1, got {batch_size}')
-    _check(learning_rate is None or learning_rate > 0, f'--learning_rate must be positive, got {learning_rate}')
+    _check(learning_rate is None or 0 < learning_rate < math.inf, f'--learning_rate must be a positive number, got {learning_rate}')
     _check(num_workers >= 0, f'--num_workers must be >= 0, got {num_workers}')
     _check(checkpoint_every >= 1, f'--checkpoint_every must be >= 1, got {checkpoint_every}')
     _check(log_every >= 1, f'--log_every must be >= 1, got {log_every}')
@@ -1010,12 +1010,9 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
            f'--batch_size {batch_size} (global) does not split evenly over {info.world_size} processes')
     if steps is None and epochs is None: steps = cfg.get('steps', DEFAULT_STEPS)
     # 4. data and model (read-only)
-    from torch_scae_nb.data import make_dataset
+    from torch_scae_nb.data import make_dataset, dataset_options
     try:
-        shape, ds_kw = cfg.get('image_shape'), {}
-        if shape is not None and dataset != 'constellation':
-            ds_kw['canvas_size'] = shape[-1]                     # the canvas the config's encoder expects
-            if dataset == 'folder': ds_kw['grayscale'] = shape[0] == 1
+        ds_kw = {} if dataset == 'constellation' else dataset_options(dataset, cfg.get('image_shape'))  # as scae_eval does
         ds = make_dataset(dataset, 'train', data_dir=data_dir, download=download, **ds_kw)
     except Exception as e: raise UsageError(f'--dataset {dataset}: {first_line(e)}') from None
     try:
@@ -1127,7 +1124,7 @@ def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
         code = 2
     except DataError as e:                 # a bad file in the data set, found while training
         how = 'continue with --resume' if getattr(e, 'checkpoint', None) else 'run the same command again'
-        if is_main: print(f'scae_train: error: {first_line(e)}: fix or remove the file and {how}', file=sys.stderr)
+        if is_main: print(f'scae_train: error: {first_line(e)}; then {how}', file=sys.stderr)   # the message says what to fix
         code = 2
     except NonFiniteLoss as e:
         lr = getattr(e, 'learning_rate', None)
