@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .math import safe_log, safe_normalize
+from .parts import sonnet_init_
 
 # %% ../nbs/05_losses.ipynb #f64bc6d0
 def _at_least_float32(x:torch.Tensor) -> torch.Tensor:
@@ -134,10 +135,7 @@ class ClassificationProbe(nn.Module):
     def __init__(self, n_features:int, # size of the feature vector (K for capsule presences)
                  n_classes:int=10):    # number of classes
         super().__init__()
-        self.linear = nn.Linear(n_features, n_classes)
-        std = n_features ** -0.5        # Sonnet's default Linear init: truncated normal (2 std), zero bias
-        nn.init.trunc_normal_(self.linear.weight, std=std, a=-2 * std, b=2 * std)
-        nn.init.zeros_(self.linear.bias)
+        self.linear = sonnet_init_(nn.Linear(n_features, n_classes))   # Sonnet's default, as the authors' snt.Linear
 
     def forward(self, features:torch.Tensor,     # (B, n_features); gradients are stopped here
                 labels:torch.Tensor,             # (B,) integer class labels

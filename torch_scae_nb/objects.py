@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .math import safe_log, geometric_transform, compose_poses, GaussianMixture
+from .math import safe_log, geometric_transform, compose_poses, noisy_logits, GaussianMixture
 from .set_transformer import truncated_normal_, glorot_uniform_
 
 # %% ../nbs/04_object_capsules.ipynb #9e94662b
@@ -93,9 +93,7 @@ class ObjectCapsules(nn.Module):
         self.op_static = nn.Parameter(glorot_uniform_(torch.empty(1, K, V, P)))   # TF fans: K*V and K*6
 
     def _noise(self, logits):
-        if self.noise_scale == 0 or not (self.training or self.noise_at_eval): return logits
-        u = torch.rand(logits.shape, dtype=logits.dtype, device=logits.device)   # not rand_like: keeps the draw independent of memory layout
-        return logits + (u - .5) * self.noise_scale
+        return noisy_logits(logits, self.noise_scale) if self.training or self.noise_at_eval else logits
 
     def forward(self, h:torch.Tensor                 # (B, K, D) one feature vector per object capsule
                ) -> ObjectCapsulesOutput:

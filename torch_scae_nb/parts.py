@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .math import geometric_transform
+from .math import geometric_transform, noisy_logits
 
 # %% ../nbs/01_part_capsules.ipynb #cfdc8b5c
 def sonnet_init_(module:nn.Module # every `nn.Linear` / `nn.Conv2d` inside is re-initialised
@@ -152,8 +152,7 @@ class PartEncoder(nn.Module):
             caps = pooled.transpose(1, 2).reshape(B, M, D)                    # row-major reshape of (B, D, M): not a transpose
         raw_pose, features, presence_logit = caps.split([self.n_poses, self.n_special_features, 1], -1)
         presence_logit = presence_logit.squeeze(-1)                           # (B, M)
-        if self.noise_scale > 0 and (self.training or self.noise_at_eval):
-            presence_logit = presence_logit + (torch.rand_like(presence_logit) - .5) * self.noise_scale
+        if self.training or self.noise_at_eval: presence_logit = noisy_logits(presence_logit, self.noise_scale)
         return PartCapsules(pose=geometric_transform(raw_pose, self.similarity_transform),   # (B, M, 6)
                             presence=torch.sigmoid(presence_logit), presence_logit=presence_logit,
                             features=features if self.n_special_features > 0 else None,
