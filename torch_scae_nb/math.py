@@ -33,7 +33,7 @@ def relu1(x:torch.Tensor) -> torch.Tensor:
     "ReLU clipped at 1 (the authors' `relu6(6x)/6`)"
     return x.clamp(0., 1.)
 
-# %% ../nbs/00_math.ipynb #7c569042
+# %% ../nbs/00_math.ipynb #83616dab
 def noisy_logits(logits:torch.Tensor, # presence logits, any shape
                  scale:float          # width s of the noise: U(-s/2, s/2) (0: no noise)
                 ) -> torch.Tensor:    # logits + noise, a new tensor
