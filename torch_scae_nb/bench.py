@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['alternate_times', 'peak_rss_mb', 'PeakMemory', 'synthetic_batch', 'training_step', 'floor_step', 'BenchResult',
-           'benchmark', 'profile_step', 'scae_bench', 'main']
+           'benchmark', 'profile_step', 'scae_bench', 'main', 'LikelihoodBench', 'likelihood_bench']
 
 # %% ../nbs/11_benchmark.ipynb #3d80bffb
 import builtins, copy, json as _json, os, resource, sys, time
@@ -222,3 +222,72 @@ def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
 
 # %% ../nbs/11_benchmark.ipynb #cc71e1dc
 if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())
+
+# %% ../nbs/11_benchmark.ipynb #80a3825a
+@dataclass
+class LikelihoodBench:
+    "Median time of the decoder + image likelihood (forward and backward) with the plain mixture and the fused kernel"
+    config:str                 # preset name or config file
+    batch_size:int
+    device:str
+    threads:int                # torch.get_num_threads() during the run
+    repeats:int                # timed rounds (each: mixture, fused, floor)
+    mixture_median_s:float     # likelihood='mixture'
+    fused_median_s:float       # likelihood='fused'
+    cnn_floor_median_s:float   # the CNN encoder's forward + backward on the same batch
+    ratio:float                # mixture_median_s / fused_median_s (> 1: the fused kernel is faster)
+    torch:str                  # torch.__version__
+    omp_wait_policy:str        # the OMP_WAIT_POLICY environment variable ('' if unset)
+
+    def as_dict(self) -> dict: return asdict(self)
+
+    def __str__(self):
+        policy = f', OMP_WAIT_POLICY={self.omp_wait_policy}' if self.omp_wait_policy else ''
+        m, f, fl = self.mixture_median_s, self.fused_median_s, self.cnn_floor_median_s
+        return (f'{self.config}, B={self.batch_size}, {self.device}, {self.threads} thread(s){policy}: decoder + likelihood '
+                f'mixture {m:.4f} s ({m / fl:.2f}x the CNN floor), fused {f:.4f} s ({f / fl:.2f}x), mixture / fused {self.ratio:.2f}')
+
+def likelihood_bench(config='mnist',          # preset name, path to a .py config, or any form `get_config` takes
+                     batch_size:int=128,      # B
+                     device='auto',           # 'auto' (CUDA if available), 'cpu', 'cuda', ...
+                     threads:Optional[int]=None, # torch.set_num_threads for the run (None: leave as is)
+                     repeats:int=10,          # timed rounds
+                     warmup:int=2,            # untimed rounds first
+                     seed:int=0               # model initialisation and batch
+                    ) -> LikelihoodBench:
+    "Decoder + image likelihood, forward and backward, with likelihood='mixture' and 'fused', timed alternately"
+    from torch_scae_nb.configs import get_config
+    from torch_scae_nb.factory import make_model
+    if batch_size < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    dev = _device(device)
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1: raise ValueError(f'threads must be >= 1, got {threads}')
+        torch.set_num_threads(threads)
+    try:
+        cfg = get_config(config)
+        torch.manual_seed(seed)
+        model = make_model(cfg).to(dev).train()
+        if not hasattr(model, 'decoder'): raise ValueError(f"config model {cfg['model']!r} has no image decoder to time")
+        dec, cnn = model.decoder, copy.deepcopy(model.part_encoder.cnn)
+        images, _ = synthetic_batch(cfg['image_shape'], batch_size, cfg['n_classes'], dev, seed)
+        with torch.no_grad(): parts = model.part_encoder(images)
+        inputs = [t.detach().requires_grad_() for t in (parts.pose, parts.presence, parts.features) if t is not None]
+        def decoder_step(likelihood):
+            def step():
+                dec.likelihood = likelihood
+                dec.zero_grad(set_to_none=True)
+                for t in inputs: t.grad = None
+                pose, pres, *feats = inputs
+                templates = dec.make_templates(*feats)                         # as the SCAE: once per step
+                (-dec(pose, pres, templates=templates).log_prob(images).mean()).backward()
+            return step
+        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else None
+        ts = alternate_times(dict(mixture=decoder_step('mixture'), fused=decoder_step('fused'),
+                                  floor=lambda: floor_step(cnn, images)), repeats=repeats, warmup=warmup, sync=sync)
+        m, f, fl = median(ts['mixture']), median(ts['fused']), median(ts['floor'])
+        name = config if isinstance(config, str) else str(cfg.get('dataset', 'custom'))
+        return LikelihoodBench(config=str(name), batch_size=batch_size, device=str(dev), threads=torch.get_num_threads(),
+                               repeats=repeats, mixture_median_s=m, fused_median_s=f, cnn_floor_median_s=fl, ratio=m / f,
+                               torch=torch.__version__, omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''))
+    finally: torch.set_num_threads(old_threads)
