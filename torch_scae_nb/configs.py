@@ -32,6 +32,7 @@ DEFAULTS = dict(
     output_scale=1.,                  # std of the pixel Gaussians when not learned (the authors: 1)
     template_init_offset=0.,          # added to the initial template logits (0: the authors' [0, 1]; < 0: templates start dark)
     outside_penalty=0.,               # a template's mixing logit outside its support is -this (0: the authors' code; large: the paper)
+    likelihood='auto',                # image likelihood: 'mixture' (plain, 02), 'fused' (appendix 12) or 'auto' (fused on a CPU, where it is faster)
     reconstruction_target='image',    # 'image' or 'sobel' (SVHN, CIFAR10 reconstruct Sobel edges)
     # set transformer (object capsule encoder)
     st_n_layers=3, st_n_heads=1, st_dim_hidden=16, st_dim_out=256, st_layer_norm=True, st_n_inducing_points=0,
@@ -65,7 +66,8 @@ SCHEMA = dict(
     # templates and the image decoder
     template_size='list of 2 ints >= 1', template_nonlin=('relu1', 'sigmoid'), colorize_templates='bool',
     color_nonlin=('relu1', 'sigmoid'), use_alpha_channel='bool', learn_output_scale='bool', output_scale='float > 0',
-    template_init_offset='float', outside_penalty='float >= 0', reconstruction_target=('image', 'sobel'),
+    template_init_offset='float', outside_penalty='float >= 0', likelihood=('mixture', 'fused', 'auto'),
+    reconstruction_target=('image', 'sobel'),
     # set transformer (object capsule encoder)
     st_n_layers='int >= 0', st_n_heads='int >= 1', st_dim_hidden='int >= 1', st_dim_out='int >= 1',
     st_layer_norm='bool', st_n_inducing_points='int >= 0', st_presence_mode=('tf1', 'log'),
