@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
-from .math import invert_pose
+from .math import HALF_LOG_2PI, invert_pose
 from .templates import affine_grid, _check_src_channels, _number
 
 # %% ../nbs/12_fused_likelihood.ipynb #7ad82e21
@@ -24,8 +24,6 @@ def affine_grid_backward(grad_grid:torch.Tensor, # (N, H, W, 2) gradient of an `
     return torch.stack([(cols * x[:, None]).sum(1), (rows * y[:, None]).sum(1), cols.sum(1)], -1)
 
 # %% ../nbs/12_fused_likelihood.ipynb #ed752f3d
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
 def _softmax_lse_(z:torch.Tensor,    # (n, T, c, H, W) scores of the T template components; overwritten
                   z_bg:torch.Tensor  # (n, c, H, W) the background component's
                  ) -> tuple:         # softmax over the T+1 components (templates in z's memory; background), log-sum-exp
@@ -65,7 +63,7 @@ class _RenderLogProb(torch.autograd.Function):
             prior, prior_bg, lse_lam = _softmax_lse_(lam, lam_bg.expand_as(lse_z[:, :lam.shape[2]]))  # pi, in lam's memory
             out[b0:b1] = lse_z.flatten(1).sum(1) - (C // lam.shape[2]) * lse_lam.flatten(1).sum(1)
             saved += [src_n, grid, warped, post, post_bg, None if alpha else prior, prior_bg]   # warped now holds delta (and pi)
-        out -= C * H * W * (torch.log(sigma) + _HALF_LOG_2PI)
+        out -= C * H * W * (torch.log(sigma) + HALF_LOG_2PI)
         ctx.save_for_backward(src, kappa, sigma, y, mu_bg, *saved)   # freed after the backward pass (unless retain_graph)
         return out
 
