@@ -212,13 +212,8 @@ def scae_bench(config:str='mnist',   # preset (mnist, mnist_paper, svhn, cifar10
 def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
         ) -> int:
     "Console entry point of `scae_bench`: exit status 0, or 2 with a one-line message on a bad argument"
-    parser = anno_parser(scae_bench, prog='scae_bench')
-    args = vars(parser.parse_args(argv)); args.pop('pdb', None); args.pop('xtra', None)
-    try: scae_bench(**args)
-    except ValueError as e:
-        print(f'scae_bench: error: {e}', file=sys.stderr)
-        return 2
-    return 0
+    from torch_scae_nb.train import run_command      # the command-line plumbing `scae_train` uses
+    return run_command(scae_bench, 'scae_bench', argv, {ValueError: (2, lambda e: f'error: {e}')})[0]
 
 # %% ../nbs/11_benchmark.ipynb #cc71e1dc
 if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())

@@ -546,25 +546,9 @@ def scae_eval(checkpoint:str=None,  # run folder written by scae_train (or its c
 def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
         ) -> int:
     "Console entry point of `scae_eval`: 0 done, 2 a problem the user can fix (one line on stderr)"
-    parser = anno_parser(scae_eval, prog='scae_eval')
-    def error(msg): raise EvalError(msg)
-    parser.error = error
-    seen = set()
-    def show(message, *a, **k):                     # one line per warning, each said once
-        line = first_line(message)
-        if line not in seen: seen.add(line); print(f'scae_eval: warning: {line}', file=sys.stderr)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show
-            args = vars(parser.parse_args(argv)); args.pop('pdb', None); args.pop('xtra', None)
-            scae_eval(**args)
-    except (EvalError, DataError) as e:             # DataError: e.g. an unreadable image met while extracting
-        print(f'scae_eval: error: {first_line(e)}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('scae_eval: interrupted', file=sys.stderr)
-        return 130
-    return 0
+    from torch_scae_nb.train import run_command      # the command-line plumbing `scae_train` uses
+    one_line = lambda e: f'error: {first_line(e)}'
+    return run_command(scae_eval, 'scae_eval', argv, {EvalError: (2, one_line), DataError: (2, one_line)})[0]
 
 # %% ../nbs/09_evaluation.ipynb #25211701
 if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())

@@ -10,7 +10,7 @@ __all__ = ['CHECKPOINT', 'PREVIOUS_CHECKPOINT', 'METRICS', 'LOSS_FIGURE', 'RUN_C
            'nonfinite_tensors', 'read_checkpoint', 'load_checkpoint', 'read_metrics', 'MetricsLog', 'plot_metrics',
            'DistInfo', 'dist_info', 'resolve_device', 'init_distributed', 'to_device', 'batch_size_of', 'NonFiniteLoss',
            'DivergenceWarning', 'Trainer', 'CollapseWarning', 'TrainResult', 'UsageError', 'seed_everything', 'RunPlan',
-           'prepare_run', 'scae_train', 'main']
+           'prepare_run', 'scae_train', 'run_command', 'main']
 
 # %% ../nbs/08_training.ipynb #ff07b53f
 import builtins, json, math, os, pickle, random, re, signal, sys, tempfile, threading, time, warnings
@@ -1104,37 +1104,49 @@ def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, c
         if info.enabled and 'RANK' in os.environ: dist.destroy_process_group()
 
 # %% ../nbs/08_training.ipynb #c0c3dd22
-def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
-        ) -> int:
-    "Console entry point of `scae_train`: runs, and exits with 0 done, 1 non-finite loss, 2 usage or bad data, 128+n on signal n"
-    parser = anno_parser(scae_train, prog='scae_train')
-    def error(msg): raise UsageError(msg)
-    parser.error = error
-    is_main, code = dist_info().is_main, 0
-    def show(message, *a, **k):
-        if is_main: print(f'scae_train: warning: {message}', file=sys.stderr)
+def run_command(fn,                  # the command's function (its docments are the flags, as for `call_parse`)
+                prog:str,            # its name in messages, e.g. 'scae_train'
+                argv:Optional[list], # arguments (None: sys.argv[1:])
+                errors:dict,         # exception type -> (exit status, message(exception) -> str), first match wins
+                on_interrupt:str='interrupted', # said on Ctrl-C (exit status 130)
+                speak:bool=True      # print messages (False on the other processes of a DDP run)
+               ) -> tuple:           # (exit status, fn's result or None)
+    "Parse `argv` for `fn` and run it; a bad flag, each warning and each exception in `errors` become one line on stderr"
+    parser = anno_parser(fn, prog=prog)
+    def usage(msg): raise UsageError(msg)
+    parser.error = usage                            # argparse's own errors, one line like the rest
+    seen = set()
+    def show(message, *a, **k):                     # each warning in one line, said once
+        line = first_line(message)
+        if speak and line not in seen: seen.add(line); print(f'{prog}: warning: {line}', file=sys.stderr)
+    def say(text):
+        if speak: print(f'{prog}: {text}', file=sys.stderr)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
             args = vars(parser.parse_args(argv)); args.pop('pdb', None); args.pop('xtra', None)
-            res = scae_train(**args)
-        if res.status == 'interrupted': code = 128 + signal.Signals[res.signal].value
-    except UsageError as e:
-        if is_main: print(f'scae_train: error: {e}', file=sys.stderr)
-        code = 2
-    except DataError as e:                 # a bad file in the data set, found while training
-        how = 'continue with --resume' if getattr(e, 'checkpoint', None) else 'run the same command again'
-        if is_main: print(f'scae_train: error: {first_line(e)}; then {how}', file=sys.stderr)   # the message says what to fix
-        code = 2
-    except NonFiniteLoss as e:
-        lr = getattr(e, 'learning_rate', None)
-        advice = f'; a smaller --learning_rate than {lr:g}, or --grad_clip, in a new --out may avoid it' if lr else ''
-        if is_main: print(f'scae_train: {e}{advice}', file=sys.stderr)
-        code = 1
+            return 0, fn(**args)
     except KeyboardInterrupt:
-        if is_main: print('scae_train: aborted (no checkpoint written for the current step)', file=sys.stderr)
-        code = 130
+        say(on_interrupt); return 130, None
+    except Exception as e:
+        for kind, (code, message) in {UsageError: (2, lambda e: f'error: {e}'), **errors}.items():
+            if isinstance(e, kind): say(message(e)); return code, None
+        raise
+
+def main(argv:Optional[list]=None # arguments (default: sys.argv[1:])
+        ) -> int:
+    "Console entry point of `scae_train`: runs, and exits with 0 done, 1 non-finite loss, 2 usage or bad data, 128+n on signal n"
+    def bad_data(e):                                # a bad file in the data set, found while training
+        how = 'continue with --resume' if getattr(e, 'checkpoint', None) else 'run the same command again'
+        return f'error: {first_line(e)}; then {how}'      # the message itself says what to fix
+    def diverged(e):
+        lr = getattr(e, 'learning_rate', None)
+        return f'{e}' + (f'; a smaller --learning_rate than {lr:g}, or --grad_clip, in a new --out may avoid it' if lr else '')
+    code, res = run_command(scae_train, 'scae_train', argv, {DataError: (2, bad_data), NonFiniteLoss: (1, diverged)},
+                            on_interrupt='aborted (no checkpoint written for the current step)', speak=dist_info().is_main)
+    if res is not None and res.status == 'interrupted': code = 128 + signal.Signals[res.signal].value
     return code
+
 
 # %% ../nbs/08_training.ipynb #4dd20d08
 if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())
