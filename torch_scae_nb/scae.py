@@ -80,7 +80,8 @@ class SCAE(nn.Module):
             colorize_templates=cfg['colorize_templates'], color_nonlin=cfg['color_nonlin'],
             template_nonlin=cfg['template_nonlin'], use_alpha_channel=cfg['use_alpha_channel'],
             learn_output_scale=cfg['learn_output_scale'], output_scale=cfg['output_scale'],
-            template_init_offset=cfg['template_init_offset'], outside_penalty=cfg['outside_penalty'])
+            template_init_offset=cfg['template_init_offset'], outside_penalty=cfg['outside_penalty'],
+            likelihood=cfg['likelihood'])
         th, tw = cfg['template_size']
         dim_in = 6 + 1 + Fd + (C * th * tw if cfg['feed_templates'] else 0)   # pose, 1 - presence, features, template
         self.set_transformer = SetTransformer(
