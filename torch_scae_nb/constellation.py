@@ -56,8 +56,8 @@ def coordinate_bounds(patterns:tuple=PAPER_PATTERNS, # names of `PATTERNS`, one 
 # %% ../nbs/10_constellation.ipynb #f1d1759c
 def _n_uniforms(patterns) -> int: return 5 * len(patterns) + sum(len(PATTERNS[p]) for p in patterns)
 
-def constellations_from_uniforms(u:np.ndarray,                # (n, 5 P + N) uniform numbers in [0, 1)
-                                 patterns:tuple=PAPER_PATTERNS, # P constellations, N points in all
+def constellations_from_uniforms(u:np.ndarray,                # (n, 5 P + M) uniform numbers in [0, 1)
+                                 patterns:tuple=PAPER_PATTERNS, # P constellations, M points in all
                                  drop_prob:float=.5,            # probability that a constellation is absent
                                  rotation_percent:float=.5,     # angles in [-pi, pi] * rotation_percent
                                  max_upscale:float=3.,          # scales in [1, 1 + max_upscale]
@@ -68,18 +68,18 @@ def constellations_from_uniforms(u:np.ndarray,                # (n, 5 P + N) uni
     "A batch of constellations computed from uniform random numbers (NumPy arrays)"
     pts = [np.asarray(PATTERNS[p], dtype=np.float64) for p in patterns]
     P, sizes = len(pts), [len(p) for p in pts]
-    n, N = u.shape[0], sum(sizes)
+    n, M = u.shape[0], sum(sizes)
     theta = (u[:, :P] - .5) * 2 * math.pi * rotation_percent                 # (n, P) rotation angles
     s = 1. + u[:, P:2 * P] * max_upscale                                     # (n, P) scales
     t = u[:, 2 * P:4 * P].reshape(n, P, 2) * 24. * max_translation / s[..., None]  # (n, P, 2) translations / scale
     keep = u[:, 4 * P:5 * P] < 1. - drop_prob                                # (n, P) constellation present
-    q = np.concatenate(pts)                                                  # (N, 2) pattern corners
-    pid = np.repeat(np.arange(P), sizes)                                     # (N,) pattern id of each corner
-    c, sn, sc, tt = np.cos(theta)[:, pid], np.sin(theta)[:, pid], s[:, pid], t[:, pid]   # (n, N), (n, N, 2)
-    corners = np.stack([sc * (c * q[:, 0] - sn * q[:, 1]), sc * (sn * q[:, 0] + c * q[:, 1])], -1) + tt  # (n, N, 2)
-    presence, pattern_id = keep[:, pid], np.broadcast_to(pid, (n, N))       # (n, N), (n, N)
+    q = np.concatenate(pts)                                                  # (M, 2) pattern corners
+    pid = np.repeat(np.arange(P), sizes)                                     # (M,) pattern id of each corner
+    c, sn, sc, tt = np.cos(theta)[:, pid], np.sin(theta)[:, pid], s[:, pid], t[:, pid]   # (n, M), (n, M, 2)
+    corners = np.stack([sc * (c * q[:, 0] - sn * q[:, 1]), sc * (sn * q[:, 0] + c * q[:, 1])], -1) + tt  # (n, M, 2)
+    presence, pattern_id = keep[:, pid], np.broadcast_to(pid, (n, M))       # (n, M), (n, M)
     if shuffle:
-        order = np.argsort(u[:, 5 * P:5 * P + N], 1)                         # (n, N) a random permutation per example
+        order = np.argsort(u[:, 5 * P:5 * P + M], 1)                         # (n, M) a random permutation per example
         corners = np.take_along_axis(corners, order[..., None], 1)
         presence, pattern_id = np.take_along_axis(presence, order, 1), np.take_along_axis(pattern_id, order, 1)
     if normalize:
@@ -98,7 +98,7 @@ def sample_constellations(n:int,                                 # number of exa
                           generator:torch.Generator|None=None,   # None: torch's global generator
                           patterns:tuple=PAPER_PATTERNS,
                           **kwargs                               # `constellations_from_uniforms`: drop_prob, rotation_percent, ...
-                         ) -> dict:                              # corners (n, N, 2), presence (n, N), pattern_id (n, N), pattern_presence (n, P)
+                         ) -> dict:                              # corners (n, M, 2), presence (n, M), pattern_id (n, M), pattern_presence (n, P)
     "A batch of random constellations as torch tensors (CPU)"
     u = torch.rand(n, _n_uniforms(patterns), generator=generator, dtype=torch.float64).numpy()
     return _to_torch(constellations_from_uniforms(u, patterns, **kwargs))
@@ -120,7 +120,7 @@ class ConstellationDataset(Dataset):
 
     def __len__(self): return self.size
 
-    def __getitem__(self, i:int) -> dict:     # corners (N, 2), presence (N,), pattern_id (N,), pattern_presence (P,)
+    def __getitem__(self, i:int) -> dict:     # corners (M, 2), presence (M,), pattern_id (M,), pattern_presence (P,)
         if not -self.size <= i < self.size: raise IndexError(f'index {i} out of range for {self.size} examples')
         if self.split == 'train': batch = sample_constellations(1, None, self.patterns, **self.kwargs)
         else:                                  # NumPy's seeding mixes (seed, i) into the full state; torch keeps 32 bits
@@ -144,7 +144,7 @@ def _build_constellation(split, data_dir=None, canvas_size=None, max_translation
 CAPSULE_COLORS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:brown', 'tab:pink', 'tab:gray')
 PATTERN_MARKERS = dict(square='s', triangle='^')
 
-def show_constellations(batch:dict,                  # corners (B, N, 2), presence (B, N), pattern_id (B, N)
+def show_constellations(batch:dict,                  # corners (B, M, 2), presence (B, M), pattern_id (B, M)
                         result=None,                 # a `ConstellationResult` of this batch: colour by capsule, draw votes
                         n:int=8,                     # examples to show
                         ncols:int=8,                 # examples per row
@@ -166,7 +166,7 @@ def show_constellations(batch:dict,                  # corners (B, N, 2), presen
             ax.scatter(*xy[j], s=18, marker=PATTERN_MARKERS.get(patterns[int(pid[j])], 'o') if int(pid[j]) < len(patterns) else 'o',
                        color=CAPSULE_COLORS[int(colour_of[j]) % len(CAPSULE_COLORS)], zorder=3)
         if result is not None:                             # votes: crosses, opacity = vote presence
-            votes, vp = result.votes[i].detach().float().cpu(), result.vote_presence[i].detach().float().cpu()  # (K, V, 2), (K, V)
+            votes, vp = result.votes[i].detach().float().cpu(), result.vote_presence[i].detach().float().cpu()  # (K, N, 2), (K, N)
             for k in range(votes.shape[0]):
                 ax.scatter(votes[k, :, 0], votes[k, :, 1], s=26, marker='x', linewidths=.9,
                            color=CAPSULE_COLORS[k % len(CAPSULE_COLORS)], alpha=vp[k].clamp(.08, 1).tolist(), zorder=2)
@@ -184,9 +184,9 @@ def _matchings(n_caps:int, n_patterns:int) -> torch.Tensor:
     "(A, min(K, P)) all one-to-one matchings: row a lists the capsule of each pattern (K >= P) or the pattern of each capsule"
     return torch.tensor(list(itertools.permutations(range(max(n_caps, n_patterns)), min(n_caps, n_patterns))))
 
-def segmentation_counts(assignment:torch.Tensor,  # (B, N) long: capsule given to each point
-                        pattern_id:torch.Tensor,  # (B, N) long: true pattern of each point
-                        presence:torch.Tensor,    # (B, N) point presences (weights; absent points count 0)
+def segmentation_counts(assignment:torch.Tensor,  # (B, M) long: capsule given to each point
+                        pattern_id:torch.Tensor,  # (B, M) long: true pattern of each point
+                        presence:torch.Tensor,    # (B, M) point presences (weights; absent points count 0)
                         n_caps:int,               # K: capsule numbers are 0 .. K-1
                         n_patterns:int,           # P: pattern ids are 0 .. P-1
                         max_matchings:int=5040    # enumerate all matchings up to this many, else SciPy per example
@@ -218,7 +218,7 @@ configs.MODEL_DEFAULTS['constellation'] = dict(
     dataset='constellation',          # the synthetic point sets above
     n_classes=2,                      # C in the l2 sparsity constants (the authors' default for this model)
     n_obj_caps=3,                     # K object capsules
-    n_votes=4,                        # V votes (points) per capsule
+    n_votes=4,                        # N votes (points) per capsule
     # set transformer (paper: 4 layers, 4 heads, 128 units; 32 numbers per capsule)
     st_n_layers=4, st_n_heads=4, st_dim_hidden=128, st_dim_out=32, st_layer_norm=True, st_n_inducing_points=0,
     st_presence_mode='log',
@@ -243,18 +243,11 @@ def constellation_config(config=None, # None, 'constellation', a dict (model='co
                         ) -> dict:
     "A complete, checked configuration of the constellation model"
     spec = 'constellation' if config is None else {'model': 'constellation', **config} if isinstance(config, dict) else config
-    try: return configs.get_config(spec, **overrides)
-    except KeyError as e:
-        # `configs.get_config` also runs the old port's image-shape checks, which need `image_shape`, on configurations
-        # that have nothing to check; until it skips them there, plain constellation configurations are completed here
-        if not (e.args == ('image_shape',) and (spec == 'constellation' or isinstance(spec, dict))): raise
-        d = {**(configs.PRESETS['constellation'] if spec == 'constellation' else spec), **overrides}
-        if d.get('model') != 'constellation': raise
-        return configs.check_config({**configs.MODEL_DEFAULTS['constellation'], **d})
+    return configs.get_config(spec, **overrides)
 
 # %% ../nbs/10_constellation.ipynb #f22b79c7
-def active_capsules_loss(is_from_capsule:torch.Tensor,     # (B, N) long: capsule of each point's winning vote
-                         presence:torch.Tensor,            # (B, N) point presences
+def active_capsules_loss(is_from_capsule:torch.Tensor,     # (B, M) long: capsule of each point's winning vote
+                         presence:torch.Tensor,            # (B, M) point presences
                          pres_logit_per_caps:torch.Tensor  # (B, K) capsule presence logits (noise included)
                         ) -> torch.Tensor:                 # () summed over capsules, mean over the batch
     "Sigmoid cross-entropy pushing capsules that win > 1 point to be present and those that win exactly 1 to be absent"
@@ -268,45 +261,43 @@ def active_capsules_loss(is_from_capsule:torch.Tensor,     # (B, N) long: capsul
 @dataclass
 class ConstellationResult:
     "A forward pass of the constellation autoencoder"
-    votes: torch.Tensor                   # (B, K, V, 2) vote positions mu_kv: the translations of the vote poses
-    vote_poses: torch.Tensor              # (B, K, V, 6) vote poses OV_k . OP_kv
-    scale: torch.Tensor                   # (B, K, V) vote standard deviations lambda_kv
-    vote_presence: torch.Tensor           # (B, K, V) a_k a_kv
-    vote_active: torch.Tensor             # (B, K, V) 0/1: a_k a_kv > 0.01 (beats the dummy; the authors' overwritten `vote_presence`)
+    votes: torch.Tensor                   # (B, K, N, 2) vote positions mu_kn: the translations of the vote poses
+    vote_poses: torch.Tensor              # (B, K, N, 6) vote poses V_kn = OV_k . OP_kn
+    scale: torch.Tensor                   # (B, K, N) vote standard deviations lambda_kn
+    vote_presence: torch.Tensor           # (B, K, N) a_k a_kn
+    vote_active: torch.Tensor             # (B, K, N) 0/1: a_k a_kn > 0.01 (beats the dummy; the authors' overwritten `vote_presence`)
     pres_logit_per_caps: torch.Tensor     # (B, K) capsule presence logits, noise included
     caps_presence_prob: torch.Tensor      # (B, K) max over a capsule's votes of vote_presence
     dynamic_weights_l2: torch.Tensor      # () squared norm of the dynamic part relations / 2 / B
     log_prob: torch.Tensor                # () log p(points): summed over present points, mean over the batch
-    point_log_prob: torch.Tensor          # (B, N) log p(x_n) times the point presence
-    posterior_mixing_probs: torch.Tensor  # (B, N, K V) p(vote | point), the dummy left out
-    is_from_capsule: torch.Tensor         # (B, N) long: capsule of each point's most probable vote
-    winner: torch.Tensor                  # (B, N, 2) the most probable vote for each point
+    point_log_prob: torch.Tensor          # (B, M) log p(x_m) times the point presence d_m
+    posterior_mixing_probs: torch.Tensor  # (B, M, K N) p(vote | point), the dummy left out
+    is_from_capsule: torch.Tensor         # (B, M) long: capsule of each point's most probable vote
+    winner: torch.Tensor                  # (B, M, 2) the most probable vote for each point
 
     @property
     def capsule_posterior(self) -> torch.Tensor:
-        "(B, N, K) p(capsule | point): the posterior summed over each capsule's votes"
-        B, N, C = self.posterior_mixing_probs.shape
-        return self.posterior_mixing_probs.reshape(B, N, self.votes.shape[1], -1).sum(-1)
+        "(B, M, K) p(capsule | point): the posterior summed over each capsule's votes"
+        B, M, C = self.posterior_mixing_probs.shape
+        return self.posterior_mixing_probs.reshape(B, M, self.votes.shape[1], -1).sum(-1)
 
 # %% ../nbs/10_constellation.ipynb #fcc2ea77
-def check_points(corners:torch.Tensor,            # (B, N, 2) points
-                 presence:torch.Tensor|None=None  # (B, N) point presences in [0, 1], or None
+def check_points(corners:torch.Tensor,            # (B, M, 2) points
+                 presence:torch.Tensor|None=None  # (B, M) point presences in [0, 1], or None
                 ):
     "Raise a ValueError that names the problem when a batch of points cannot go into the model"
     if not torch.is_tensor(corners): raise TypeError(f'corners must be a tensor, got {type(corners).__name__}')
     if corners.ndim != 3 or corners.shape[-1] != 2:
-        raise ValueError(f'expected corners of shape (B, N, 2), got {tuple(corners.shape)}'
+        raise ValueError(f'expected corners of shape (B, M, 2), got {tuple(corners.shape)}'
                          + (' — add a batch dimension with corners[None]' if corners.ndim == 2 else ''))
     if not corners.is_floating_point(): raise ValueError(f'corners must be floating point, got {corners.dtype}')
     if not torch.isfinite(corners).all(): raise ValueError('corners contain NaN or infinite values')
     if presence is not None:
         if tuple(presence.shape) != tuple(corners.shape[:2]):
-            raise ValueError(f'presence must have shape (B, N) = {tuple(corners.shape[:2])}, got {tuple(presence.shape)}')
+            raise ValueError(f'presence must have shape (B, M) = {tuple(corners.shape[:2])}, got {tuple(presence.shape)}')
         if presence.numel() and (presence.min() < 0 or presence.max() > 1): raise ValueError('presence must lie in [0, 1]')
 
 # %% ../nbs/10_constellation.ipynb #426236c9
-_PRESENCE_TYPES = ('indicator', 'prob')
-
 class ConstellationAutoencoder(nn.Module):
     "Constellation capsule autoencoder (CCAE): Set Transformer -> object capsules -> order-invariant vote mixture"
     def __init__(self, config:dict|None=None, # a configuration with model='constellation' (None: the defaults)
@@ -314,16 +305,14 @@ class ConstellationAutoencoder(nn.Module):
         super().__init__()
         cfg = self.config = constellation_config(config)
         if cfg['model'] != 'constellation': raise ValueError(f"config is for model {cfg['model']!r}, not 'constellation'")
-        if cfg['prior_presence_type'] not in _PRESENCE_TYPES:
-            raise ValueError(f"prior_presence_type must be one of {_PRESENCE_TYPES}, got {cfg['prior_presence_type']!r}")
-        K, V = cfg['n_obj_caps'], cfg['n_votes']
+        K, N = cfg['n_obj_caps'], cfg['n_votes']
         self.check_inputs = check_inputs
         self.set_transformer = SetTransformer(
             dim_in=2, n_layers=cfg['st_n_layers'], n_heads=cfg['st_n_heads'], dim_hidden=cfg['st_dim_hidden'],
             dim_out=cfg['st_dim_out'], n_outputs=K, layer_norm=cfg['st_layer_norm'],
             n_inducing_points=cfg['st_n_inducing_points'], presence_mode=cfg['st_presence_mode'])
         self.capsules = ObjectCapsules(
-            n_caps=K, dim_in=cfg['st_dim_out'], n_votes=V, n_caps_params=cfg['obj_caps_params'], n_hiddens=cfg['obj_hidden'],
+            n_caps=K, dim_in=cfg['st_dim_out'], n_votes=N, n_caps_params=cfg['obj_caps_params'], n_hiddens=cfg['obj_hidden'],
             learn_vote_scale=cfg['learn_vote_scale'], deformations=cfg['allow_deformations'],
             noise_scale=cfg['obj_noise_scale'] if cfg['obj_noise_type'] else 0.,
             similarity_transform=cfg['obj_similarity_transform'], caps_dropout_rate=cfg['caps_dropout_rate'])
@@ -334,19 +323,19 @@ class ConstellationAutoencoder(nn.Module):
                                  posterior_within=cfg['posterior_within_weight'],
                                  posterior_between=cfg['posterior_between_weight'], segmentation_error=0.)
 
-    def forward(self, corners,                        # (B, N, 2) points, or a batch dict with 'corners' and 'presence'
-                presence:torch.Tensor|None=None       # (B, N) point presences (None: all present)
+    def forward(self, corners,                        # (B, M, 2) points, or a batch dict with 'corners' and 'presence'
+                presence:torch.Tensor|None=None       # (B, M) point presences (None: all present)
                ) -> ConstellationResult:
         if isinstance(corners, dict): corners, presence = corners['corners'], corners.get('presence', presence)
         if self.check_inputs: check_points(corners, presence)
-        B, N, _ = corners.shape
-        K, V = self.capsules.n_caps, self.capsules.n_votes
-        caps = self.capsules(self.set_transformer(corners, presence))     # (B, K, D) -> votes (B, K, V, 6), ...
-        votes = caps.votes[..., [2, 5]]                                   # (B, K, V, 2) translations (tx, ty)
-        ll = self.likelihood(votes.reshape(B, K * V, 1, 2), caps.scale.reshape(B, K * V, 1),
-                             caps.vote_presence.reshape(B, K * V, 1), corners, presence, n_votes=V)
-        logits = ll.mixing_logits[:, :, 0]                                # (B, K V + 1) log vote presences, dummy last
-        vote_active = (logits[:, :-1] > logits[:, -1:]).to(corners.dtype).reshape(B, K, V)
+        B, M, _ = corners.shape
+        K, N = self.capsules.n_caps, self.capsules.n_votes
+        caps = self.capsules(self.set_transformer(corners, presence))     # (B, K, D) -> votes (B, K, N, 6), ...
+        votes = caps.votes[..., [2, 5]]                                   # (B, K, N, 2) translations (tx, ty): mu_kn
+        ll = self.likelihood(votes.reshape(B, K * N, 1, 2), caps.scale.reshape(B, K * N, 1),
+                             caps.vote_presence.reshape(B, K * N, 1), corners, presence, n_votes=N)
+        logits = ll.mixing_logits[:, :, 0]                                # (B, K N + 1) log vote presences, dummy last
+        vote_active = (logits[:, :-1] > logits[:, -1:]).to(corners.dtype).reshape(B, K, N)
         return ConstellationResult(
             votes=votes, vote_poses=caps.votes, scale=caps.scale, vote_presence=caps.vote_presence,
             vote_active=vote_active, pres_logit_per_caps=caps.pres_logit_per_caps,
@@ -355,17 +344,17 @@ class ConstellationAutoencoder(nn.Module):
             is_from_capsule=ll.is_from_capsule, winner=ll.winner)
 
     def loss(self, result:ConstellationResult,   # the forward pass
-             batch:dict                          # the same batch: presence (B, N); pattern_id (B, N) optional
+             batch:dict                          # the same batch: presence (B, M); pattern_id (B, M) optional
             ) -> tuple:                          # (total, dict of named terms)
         "The weighted training loss and its terms (each a quantity to minimise)"
         cfg, r = self.config, result
         presence = batch.get('presence')
         if presence is None: presence = torch.ones_like(r.point_log_prob)
-        N = presence.shape[1]
+        M = presence.shape[1]
         prior_pres = r.vote_active.amax(-1) if cfg['prior_presence_type'] == 'indicator' else r.caps_presence_prob  # (B, K)
         prior_within, prior_between = sparsity_loss(cfg['prior_sparsity_type'], prior_pres, cfg['n_classes'],
                                                     cfg['prior_within_constant'])
-        vote_mass = r.posterior_mixing_probs.sum(1) / N                                                     # (B, K V)
+        vote_mass = r.posterior_mixing_probs.sum(1) / M                                                     # (B, K N)
         post_within, post_between = sparsity_loss(cfg['posterior_sparsity_type'], vote_mass, cfg['n_classes'])
         terms = dict(point_nll=-r.log_prob, dynamic_l2=r.dynamic_weights_l2,
                      active_caps=active_capsules_loss(r.is_from_capsule, presence, r.pres_logit_per_caps),
