@@ -180,3 +180,11 @@ def test_valid_config_file_trains(capsys, tmp_path):
     assert code == 0, err
     ckpt = T.read_checkpoint(tmp_path/'run'/T.CHECKPOINT)
     assert ckpt['config']['n_part_caps'] == 8 and type(ckpt['config']['learning_rate']) is float
+
+
+def test_old_port_groups_in_a_constellation_config():
+    "The old port's grouped keys describe an image model: a constellation config with them is one clear line"
+    import torch_scae_nb.constellation  # noqa: F401  registers the constellation model
+    with pytest.raises(ValueError, match=r"config groups \['ocae_encoder_set_transformer'\] hold the old port's "
+                                         r"image-model keys: a 'constellation' config takes flat keys"):
+        get_config({'model': 'constellation', 'ocae_encoder_set_transformer': {'dim_in': 2}})

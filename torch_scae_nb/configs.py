@@ -356,10 +356,12 @@ def get_config(spec=None, # None, a preset name, a dict, a namespace, a module, 
     elif isinstance(spec, str):
         raise ValueError(f"unknown config '{spec}': use a preset ({', '.join(PRESETS)}) or a path to a .py file")
     else: d = _public(spec)
-    checks = []
-    if any(g in d for g in _OLD_GROUPS): d, checks = _from_old_port(d)
+    checks, groups = [], [g for g in _OLD_GROUPS if g in d]
+    if groups: d, checks = _from_old_port(d)
     d = {**d, **{k: _plain(v) for k, v in overrides.items()}}
     model = _model(d)
+    if groups and model != 'scae':
+        raise ValueError(f"config groups {groups} hold the old port's image-model keys: a {model!r} config takes flat keys")
     cfg = check_config({**copy.deepcopy(MODEL_DEFAULTS[model]), **{k: _plain(v) for k, v in d.items()}})
     _old_port_checks(cfg, checks)
     return cfg
