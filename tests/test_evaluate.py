@@ -2,7 +2,7 @@
 end to end in a subprocess (scores, JSON, figures), and the command's one-line errors.
 
 The metrics themselves (LIN-MATCH on known permutations and on noise, the Hungarian matching, LIN-PRED) are tested in
-`nbs/09_evaluation.ipynb`; one property is repeated here over many random problems.
+`nbs/08_evaluation.ipynb`; one property is repeated here over many random problems.
 """
 import json, os, subprocess, sys
 from pathlib import Path
