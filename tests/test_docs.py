@@ -200,7 +200,12 @@ def test_repo_hidden_cells_absent(repo_build):
 
 def test_repo_links_and_readme(repo_build):
     import yaml
-    sidebar = yaml.safe_load((ROOT / 'nbs' / 'sidebar.yml').read_text())['website']['sidebar']['contents']
+    def pages(items):                          # the sidebar's notebooks, sections included
+        for it in items or []:
+            if isinstance(it, str): yield it
+            elif isinstance(it, dict): yield from pages(it.get('contents'))
+    sidebar = list(pages(yaml.safe_load((ROOT / 'nbs' / 'sidebar.yml').read_text())['website']['sidebar']['contents']))
+    assert len(sidebar) == len(list((ROOT / 'nbs').glob('[0-9]*.ipynb'))) + 1, 'every notebook is in the sidebar'
     not_yet = {build_docs._nbdev_html_name(Path(n)) for n in sidebar if not (ROOT / 'nbs' / n).exists()}
     _check_links(repo_build / 'docs', allowed_missing=not_yet)
     readme = repo_build / 'README.md'
