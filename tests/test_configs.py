@@ -15,11 +15,6 @@ from torch_scae_nb.factory import make_model
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --- the values, through the API ---------------------------------------------------------------------------

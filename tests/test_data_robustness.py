@@ -18,12 +18,6 @@ from torch_scae_nb.data import DataError, DataWarning, first_line, make_dataset,
 from torch_scae_nb.factory import make_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "Tiny models run fastest on one thread"
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def run(tool, *args):

@@ -26,12 +26,6 @@ def standin_cli(*args, wait=True):
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "Tiny models run fastest on one thread (and the DDP test's processes must not fight over two cores)"
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import torch
 
 import torch_scae_nb.data as D
 import torch_scae_nb.train as T
-from test_train import ckpt_of, main, one_thread, steps_logged, toy   # fixtures and helpers (one_thread is autouse)
+from test_train import ckpt_of, main, steps_logged, toy   # fixtures and helpers
 
 
 def all_finite(folder):

@@ -8,6 +8,7 @@ __all__ = ['alternate_times', 'peak_rss_mb', 'PeakMemory', 'synthetic_batch', 't
 
 # %% ../nbs/94_benchmark.ipynb #3d80bffb
 import builtins, copy, json as _json, os, resource, sys, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field
 from statistics import median
 from typing import Optional
@@ -122,18 +123,11 @@ def _device(device):
     from torch_scae_nb.train import resolve_device
     return resolve_device(device)
 
-def benchmark(config='mnist',          # preset name, path to a .py config, or any form `get_config` takes
-              batch_size:int=128,      # B
-              device='auto',           # 'auto' (CUDA if available), 'cpu', 'cuda', ...
-              threads:Optional[int]=None, # torch.set_num_threads for the run (None: leave as is)
-              repeats:int=10,          # timed rounds
-              warmup:int=2,            # untimed rounds first
-              seed:int=0               # model initialisation and batch
-             ) -> BenchResult:
-    "Median training-step time against the CNN encoder's forward + backward, measured alternately"
+@contextmanager
+def _bench_model(config, batch_size:int, device, threads:Optional[int], seed:int):
+    "(config, model in train mode on the device, device), with `threads` torch threads until the block ends"
     from torch_scae_nb.configs import get_config
     from torch_scae_nb.factory import make_model
-    from torch_scae_nb.train import RMSpropTF, rmsprop_eps
     if batch_size < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     dev = _device(device)
     old_threads = torch.get_num_threads()
@@ -143,7 +137,20 @@ def benchmark(config='mnist',          # preset name, path to a .py config, or a
     try:
         cfg = get_config(config)
         torch.manual_seed(seed)
-        model = make_model(cfg).to(dev).train()
+        yield cfg, make_model(cfg).to(dev).train(), dev
+    finally: torch.set_num_threads(old_threads)
+
+def benchmark(config='mnist',          # preset name, path to a .py config, or any form `get_config` takes
+              batch_size:int=128,      # B
+              device='auto',           # 'auto' (CUDA if available), 'cpu', 'cuda', ...
+              threads:Optional[int]=None, # torch.set_num_threads for the run (None: leave as is)
+              repeats:int=10,          # timed rounds
+              warmup:int=2,            # untimed rounds first
+              seed:int=0               # model initialisation and batch
+             ) -> BenchResult:
+    "Median training-step time against the CNN encoder's forward + backward, measured alternately"
+    from torch_scae_nb.train import RMSpropTF, rmsprop_eps
+    with _bench_model(config, batch_size, device, threads, seed) as (cfg, model, dev):
         if not hasattr(model, 'part_encoder'): raise ValueError(f"config model {cfg['model']!r} has no CNN encoder to compare with")
         opt = RMSpropTF(model.parameters(), lr=cfg['learning_rate'], eps=rmsprop_eps(batch_size))
         cnn = copy.deepcopy(model.part_encoder.cnn)
@@ -159,7 +166,6 @@ def benchmark(config='mnist',          # preset name, path to a .py config, or a
                            ratio=step / floor, peak_mem_mb=pm.mb, peak_mem_kind=pm.kind, torch=torch.__version__,
                            omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''),
                            step_times_s=ts['step'], floor_times_s=ts['floor'])
-    finally: torch.set_num_threads(old_threads)
 
 # %% ../nbs/94_benchmark.ipynb #0957a3d6
 def profile_step(config='mnist',    # any config form
@@ -251,18 +257,7 @@ def likelihood_bench(config='mnist',          # preset name, path to a .py confi
                      seed:int=0               # model initialisation and batch
                     ) -> LikelihoodBench:
     "Decoder + image likelihood, forward and backward, with likelihood='mixture' and 'fused', timed alternately"
-    from torch_scae_nb.configs import get_config
-    from torch_scae_nb.factory import make_model
-    if batch_size < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-    dev = _device(device)
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1: raise ValueError(f'threads must be >= 1, got {threads}')
-        torch.set_num_threads(threads)
-    try:
-        cfg = get_config(config)
-        torch.manual_seed(seed)
-        model = make_model(cfg).to(dev).train()
+    with _bench_model(config, batch_size, device, threads, seed) as (cfg, model, dev):
         if not hasattr(model, 'decoder'): raise ValueError(f"config model {cfg['model']!r} has no image decoder to time")
         dec, cnn = model.decoder, copy.deepcopy(model.part_encoder.cnn)
         images, _ = synthetic_batch(cfg['image_shape'], batch_size, cfg['n_classes'], dev, seed)
@@ -285,4 +280,3 @@ def likelihood_bench(config='mnist',          # preset name, path to a .py confi
         return LikelihoodBench(config=str(name), batch_size=batch_size, device=str(dev), threads=torch.get_num_threads(),
                                repeats=repeats, mixture_median_s=m, fused_median_s=f, cnn_floor_median_s=fl, ratio=m / f,
                                torch=torch.__version__, omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''))
-    finally: torch.set_num_threads(old_threads)
