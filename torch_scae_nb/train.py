@@ -152,23 +152,25 @@ def _fsync_dir(folder):
         try: os.fsync(fd)
         finally: os.close(fd)
 
-def _write_temp(obj, folder:Path, name:str) -> Path:
-    "`torch.save(obj)` to a new temporary file in `folder`, flushed to disk"
+def _write_temp(obj, folder:Path, name:str, raw:bool=False) -> Path:
+    "`torch.save(obj)` (`raw`: the bytes `obj` as they are) to a new temporary file in `folder`, flushed to disk"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+            f.write(obj) if raw else torch.save(obj, f)
+            f.flush(); os.fsync(f.fileno())
     except BaseException:
         with suppress(OSError): os.unlink(tmp)
         raise
     return Path(tmp)
 
-def atomic_save(obj,                  # anything `torch.save` takes
-                path:Union[str, Path] # destination; its folder is created
+def atomic_save(obj,                   # anything `torch.save` takes (`raw`: bytes, written as they are)
+                path:Union[str, Path], # destination; its folder is created
+                raw:bool=False
                ) -> Path:
-    "`torch.save` to a temporary file next to `path`, then `os.replace` it onto `path`"
+    "`torch.save` (or the raw bytes) to a temporary file next to `path`, then `os.replace` it onto `path`"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(_write_temp(obj, path.parent, path.name), path)
+    os.replace(_write_temp(obj, path.parent, path.name, raw), path)
     _fsync_dir(path.parent)
     return path
 
@@ -599,10 +601,10 @@ def _nonfinite_message(step, total, terms, what='loss') -> str:
 
 def _grad_norm(params, device) -> torch.Tensor:
     "The global L2 norm of the gradients (a tensor on `device`, no sync): NaN or infinite if any gradient is"
-    grads = [p.grad.detach() for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads: return torch.zeros((), device=device)
-    norms = torch._foreach_norm(grads) if hasattr(torch, '_foreach_norm') else [g.norm() for g in grads]
-    return torch.linalg.vector_norm(torch.stack([n.to(device, torch.float32) for n in norms]))
+    if hasattr(nn.utils, 'get_total_norm'): return nn.utils.get_total_norm(grads).to(device)   # torch >= 2.6: one fused pass
+    return torch.linalg.vector_norm(torch.stack([g.norm().to(device) for g in grads]))
 
 @patch
 def train_step(self:Trainer, batch) -> tuple:
@@ -1036,16 +1038,6 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
                         settings=settings, held_out=held_out, diagnose_every=diagnose_every), note)
 
 # %% ../nbs/93_training.ipynb #3b69fa02
-def _write_text(path:Path, text:str):
-    "Write a small text file atomically (a temporary file, then `os.replace`)"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError): os.unlink(tmp)
-        raise
-
 @_command
 def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, cifar10, tiny, constellation) or path to a config module [default: tiny; on --resume: the checkpoint's]
                dataset:str=None,           # mnist, fashion_mnist, digits, svhn, cifar10, folder or constellation [default: the config's, else digits]
@@ -1087,7 +1079,7 @@ def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, c
         if main:
             try:
                 out.mkdir(parents=True, exist_ok=True)
-                _write_text(out/RUN_CONFIG, json.dumps(dict(config=_jsonable(p.config), train=_jsonable(s)), indent=1) + '\n')
+                atomic_save((json.dumps(dict(config=_jsonable(p.config), train=_jsonable(s)), indent=1) + '\n').encode(), out/RUN_CONFIG, raw=True)
             except OSError as e: problem = f'--out {out} cannot be written ({e.strerror or first_line(e)}): choose another --out'
         if trainer._any(problem is not None): raise UsageError(problem or f'--out {out} cannot be written by process 0')
         if p.resume: trainer.resume()
