@@ -1,18 +1,20 @@
 """A stand-in model with the training protocol, for tests of the training loop and the `scae_train` command.
 
-`python tests/standin.py ARGS` runs `scae_train` with two extra presets that build the stand-in: `toy`
-(noisy autoencoder, per-example mean loss), `toy_slow` (the same, 20 ms per step, for signal tests) and `toy_nan`
-(its loss turns NaN at the 3rd step). Every other preset goes to the real `torch_scae_nb.configs`.
+`python tests/standin.py ARGS` runs `scae_train` with the stand-in registered as model `toy` (through the public
+`configs.register_model`), with three presets: `toy` (noisy autoencoder, per-example mean loss), `toy_slow` (the same,
+20 ms per step, for signal tests) and `toy_nan` (its loss turns NaN at the 3rd step).
 """
 import math, sys, time
 import torch
 import torch.nn as nn
 import torch.distributed as dist
 import torch_scae_nb.train as T
+from torch_scae_nb import configs
 
 TOY = dict(model='toy', image_shape=[1, 40, 40], n_hidden=8, noise=.1, sleep=0., nan_at=None,
            learning_rate=1e-2, batch_size=8, lr_decay_rate=None, lr_decay_steps=None)
-PRESETS = dict(toy=TOY, toy_slow=dict(TOY, sleep=.02), toy_nan=dict(TOY, nan_at=3))
+TOY_SCHEMA = dict(n_hidden='int >= 1', noise='float >= 0', sleep='float >= 0', nan_at='int >= 1 or None')
+PRESETS = dict(toy={}, toy_slow=dict(sleep=.02), toy_nan=dict(nan_at=3))
 
 
 class ToyAutoencoder(nn.Module):
@@ -42,11 +44,17 @@ class ToyAutoencoder(nn.Module):
 def flat_params(model): return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def patch_cli():
-    "Let `scae_train` build the stand-in for the presets in `PRESETS`"
-    get_config, make_model = T._get_config, T._make_model
-    T._get_config = lambda name: dict(PRESETS[name]) if name in PRESETS else get_config(name)
-    T._make_model = lambda cfg: ToyAutoencoder(cfg) if cfg.get('model') == 'toy' else make_model(cfg)
+def register(name, model, defaults, schema=None, presets=None, monkeypatch=None):
+    "Register a test model and its presets; with pytest's `monkeypatch` the registration is undone after the test"
+    if monkeypatch is not None:   # snapshot the two registries; `register_model` then writes into the copies
+        monkeypatch.setattr(configs, 'MODELS', dict(configs.MODELS))
+        monkeypatch.setattr(configs, 'PRESETS', dict(configs.PRESETS))
+    configs.register_model(name, model, defaults, schema, presets)
+
+
+def register_toy(monkeypatch=None):
+    "Make `toy`, `toy_slow` and `toy_nan` presets that `scae_train --config` builds"
+    register('toy', ToyAutoencoder, TOY, TOY_SCHEMA, PRESETS, monkeypatch)
 
 
 def toy_dataset(n=32, shape=(1, 8, 8)):
@@ -76,5 +84,5 @@ def ddp_worker(rank, world_size, folder, steps, global_batch):
 
 
 if __name__ == '__main__':
-    patch_cli()
+    register_toy()
     sys.exit(T.main())

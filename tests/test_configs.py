@@ -6,10 +6,10 @@ import os, subprocess, sys
 import pytest
 import torch
 
-import torch_scae_nb.constellation as constellation   # registers the constellation model, its defaults and preset
+import torch_scae_nb.constellation as constellation
 import torch_scae_nb.data as data
 import torch_scae_nb.train as T
-from torch_scae_nb.configs import MODEL_DEFAULTS, PRESETS, check_config, get_config
+from torch_scae_nb.configs import MODELS, PRESETS, check_config, get_config, model_defaults, model_schema
 from torch_scae_nb.factory import make_model
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
@@ -66,7 +66,7 @@ OTHER = [  # further values of the same kinds, and keys that must agree
     (dict(outside_penalty=5., use_alpha_channel=False), "inconsistent config: outside_penalty = 5.0 needs use_alpha_channel "
                                                         "= True (it shifts the alpha logits): set outside_penalty = 0 or "
                                                         "use_alpha_channel = True"),
-    (dict(model=['scae']), "unknown model ['scae']: choose one of ['constellation', 'scae']"),
+    (dict(model=['scae']), "unknown model ['scae']: choose one of ['constellation', 'scae'] or add yours with register_model"),
 ]
 
 @pytest.mark.parametrize('overrides,message', OTHER, ids=[repr(o) for o, m in OTHER])
@@ -96,25 +96,27 @@ def test_valid_values_still_accepted_in_plain_form():
 # --- every key has a spec; every preset meets them -----------------------------------------------------------------
 
 def test_every_key_of_every_model_has_a_spec():
-    from torch_scae_nb.configs import SCHEMA, check_value
-    assert {'scae', 'constellation'} <= set(MODEL_DEFAULTS)
-    for model, defaults in MODEL_DEFAULTS.items():
-        assert set(defaults) <= set(SCHEMA), (model, set(defaults) - set(SCHEMA))
-        for k, v in defaults.items(): assert check_value(k, v) == v, (model, k)
+    from torch_scae_nb.configs import check_value
+    assert {'scae', 'constellation'} <= set(MODELS)
+    for model in MODELS:
+        defaults, schema = model_defaults(model), model_schema(model)
+        assert set(defaults) <= set(schema), (model, set(defaults) - set(schema))
+        for k, v in defaults.items(): assert check_value(k, v, schema[k]) == v, (model, k)
 
 
 @pytest.mark.parametrize('name', sorted(PRESETS))
 def test_every_preset_validates(name):
     from torch_scae_nb.configs import check_value
     cfg = get_config(name)
-    assert set(cfg) == set(MODEL_DEFAULTS[cfg['model']])
-    for k, v in cfg.items(): check_value(k, v)
+    assert set(cfg) == set(model_defaults(cfg['model']))
+    for k, v in cfg.items(): check_value(k, v, model_schema(cfg['model'])[k])
     assert check_config(cfg) == cfg
 
 
 def test_a_key_without_a_spec_is_refused(monkeypatch):
-    monkeypatch.setitem(MODEL_DEFAULTS, 'demo', dict(model='demo', n_widgets=3))
-    with pytest.raises(ValueError, match=r"config key 'n_widgets' has no spec in configs.SCHEMA"): get_config(dict(model='demo'))
+    import standin
+    standin.register('demo', torch.nn.Identity, dict(model='demo', n_widgets=3), monkeypatch=monkeypatch)
+    with pytest.raises(ValueError, match=r"config key 'n_widgets' of model 'demo' has no spec"): get_config(dict(model='demo'))
 
 
 # --- through the command line --------------------------------------------------------------------------------------
@@ -179,7 +181,6 @@ def test_valid_config_file_trains(capsys, tmp_path):
 
 def test_old_port_groups_in_a_constellation_config():
     "The old port's grouped keys describe an image model: a constellation config with them is one clear line"
-    import torch_scae_nb.constellation  # noqa: F401  registers the constellation model
     with pytest.raises(ValueError, match=r"config groups \['ocae_encoder_set_transformer'\] hold the old port's "
                                          r"image-model keys: a 'constellation' config takes flat keys"):
         get_config({'model': 'constellation', 'ocae_encoder_set_transformer': {'dim_in': 2}})

@@ -31,9 +31,7 @@ def standin_cli(*args, wait=True):
 @pytest.fixture
 def toy(monkeypatch):
     "In-process `scae_train` that also knows the stand-in presets"
-    get_config, make_model = T._get_config, T._make_model
-    monkeypatch.setattr(T, '_get_config', lambda n: dict(standin.PRESETS[n]) if n in standin.PRESETS else get_config(n))
-    monkeypatch.setattr(T, '_make_model', lambda c: ToyAutoencoder(c) if c.get('model') == 'toy' else make_model(c))
+    standin.register_toy(monkeypatch)
 
 
 def main(capsys, *args):

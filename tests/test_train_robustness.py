@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import standin
 import torch_scae_nb.data as D
 import torch_scae_nb.train as T
 from test_train import ckpt_of, main, steps_logged, toy   # fixtures and helpers
@@ -86,10 +87,8 @@ class Bowl(torch.nn.Module):
 @pytest.fixture
 def bowl(toy, monkeypatch):
     "A `bowl` preset (the `toy` ones too)"
-    get_config, make_model = T._get_config, T._make_model
     cfg = dict(model='bowl', image_shape=[1, 40, 40], learning_rate=1e-2, batch_size=8)
-    monkeypatch.setattr(T, '_get_config', lambda n: dict(cfg) if n == 'bowl' else get_config(n))
-    monkeypatch.setattr(T, '_make_model', lambda c: Bowl(c) if c.get('model') == 'bowl' else make_model(c))
+    standin.register('bowl', Bowl, cfg, presets=dict(bowl={}), monkeypatch=monkeypatch)
 
 
 def test_divergence_that_stays_finite_is_reported_once(bowl, capsys, tmp_path):

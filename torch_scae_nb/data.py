@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from .configs import load_ref
 
 # %% ../nbs/92_data.ipynb #d6c791ab
 def read_idx(path:Union[str, Path] # an IDX file, plain or gzipped (`.gz`)
@@ -352,8 +353,8 @@ class ImageFolderSource(Dataset):
 # %% ../nbs/92_data.ipynb #37546d91
 DATASETS = {}  # name -> builder(split, data_dir, canvas_size, max_translation, download, seed, **kwargs) -> Dataset
 
-def register_dataset(name:str, builder:Optional[Callable]=None):
-    "Register `builder` under `name` (usable as a decorator)"
+def register_dataset(name:str, builder:Optional[Callable|str]=None):
+    "Register `builder` (or its `'module:name'`, imported when first used) under `name`; usable as a decorator"
     def _register(f):
         DATASETS[name] = f
         return f
@@ -387,6 +388,7 @@ def _build_rgb(name):
 
 for _n in ('mnist', 'fashion_mnist'): register_dataset(_n, _build_mnist_like(_n))
 for _n in ('svhn', 'cifar10'): register_dataset(_n, _build_rgb(_n))
+register_dataset('constellation', 'torch_scae_nb.constellation:build_constellation_dataset')  # the point sets of 06
 
 @register_dataset('folder')
 def _build_folder(split, data_dir=None, canvas_size=None, max_translation=None, download=False, seed=0, grayscale=False):
@@ -431,7 +433,7 @@ def make_dataset(name:str,                          # a key of `DATASETS`: digit
     if key not in DATASETS:
         raise ValueError(f'unknown dataset {name!r}; valid names: {", ".join(sorted(DATASETS))}')
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return DATASETS[key](split, data_dir=data_dir, canvas_size=canvas_size, max_translation=max_translation,
+    return load_ref(DATASETS[key])(split, data_dir=data_dir, canvas_size=canvas_size, max_translation=max_translation,
                          download=download, seed=seed, **kwargs)
 
 # %% ../nbs/92_data.ipynb #db390ffd

@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['CHECKPOINT', 'PREVIOUS_CHECKPOINT', 'METRICS', 'LOSS_FIGURE', 'RUN_CONFIG', 'DIAGNOSTIC_PANELS', 'AMP_MODES',
-           'DIVERGENCE_FACTOR', 'DATASET_NAMES', 'DEFAULT_CONFIG', 'DEFAULT_DATASET', 'DEFAULT_STEPS', 'HELD_OUT',
-           'TRAIN_KEYS', 'RUN_SETTINGS', 'rmsprop_eps', 'RMSpropTF', 'exponential_decay', 'get_rng_state',
-           'set_rng_state', 'atomic_save', 'save_checkpoint', 'CheckpointError', 'CheckpointWarning',
-           'nonfinite_tensors', 'read_checkpoint', 'load_checkpoint', 'read_metrics', 'MetricsLog', 'plot_metrics',
-           'DistInfo', 'dist_info', 'resolve_device', 'init_distributed', 'to_device', 'batch_size_of', 'NonFiniteLoss',
-           'DivergenceWarning', 'Trainer', 'CollapseWarning', 'TrainResult', 'UsageError', 'seed_everything', 'RunPlan',
-           'prepare_run', 'scae_train', 'run_command', 'main']
+           'DIVERGENCE_FACTOR', 'DEFAULT_CONFIG', 'DEFAULT_DATASET', 'DEFAULT_STEPS', 'HELD_OUT', 'TRAIN_KEYS',
+           'RUN_SETTINGS', 'rmsprop_eps', 'RMSpropTF', 'exponential_decay', 'get_rng_state', 'set_rng_state',
+           'atomic_save', 'save_checkpoint', 'CheckpointError', 'CheckpointWarning', 'nonfinite_tensors',
+           'read_checkpoint', 'load_checkpoint', 'read_metrics', 'MetricsLog', 'plot_metrics', 'DistInfo', 'dist_info',
+           'resolve_device', 'init_distributed', 'to_device', 'batch_size_of', 'NonFiniteLoss', 'DivergenceWarning',
+           'Trainer', 'CollapseWarning', 'TrainResult', 'UsageError', 'seed_everything', 'RunPlan', 'prepare_run',
+           'scae_train', 'run_command', 'main']
 
 # %% ../nbs/93_training.ipynb #ff07b53f
 import builtins, json, math, os, pickle, random, re, signal, sys, tempfile, threading, time, warnings
@@ -840,21 +840,15 @@ def fit(self:Trainer,
 def _ckpt_path(self:Trainer): return self.last_checkpoint[0] if self.last_checkpoint and self.dist.is_main else None
 
 # %% ../nbs/93_training.ipynb #9042a7b2
-DATASET_NAMES = ('mnist', 'fashion_mnist', 'digits', 'svhn', 'cifar10', 'folder', 'constellation')
+from .configs import get_config
+from .factory import make_model
+from .data import DATASETS
+
 DEFAULT_CONFIG, DEFAULT_DATASET, DEFAULT_STEPS = 'tiny', 'digits', 300
 HELD_OUT = 64   # images in the held-out batch of the learning diagnostics
 
 class UsageError(ValueError):
     "A bad command-line argument: reported as one line on stderr, exit status 2"
-
-def _get_config(name):
-    import torch_scae_nb.constellation  # registers the constellation model, preset and dataset
-    from torch_scae_nb.configs import get_config
-    return get_config(name)
-
-def _make_model(config):
-    from torch_scae_nb.factory import make_model
-    return make_model(config)
 
 def _check(cond, msg):
     if not cond: raise UsageError(msg)
@@ -952,7 +946,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
     _check(diagnose_every >= 0, f'--diagnose_every must be >= 0 (0: off), got {diagnose_every}')
     _check(grad_clip is None or grad_clip >= 0, f'--grad_clip must be >= 0, got {grad_clip}')
     _check(amp in AMP_MODES, f'--amp must be one of {", ".join(AMP_MODES)}, got {amp!r}')
-    _check(dataset is None or dataset in DATASET_NAMES, f'unknown --dataset {dataset!r}; choose from {", ".join(DATASET_NAMES)}')
+    _check(dataset is None or dataset in DATASETS, f'unknown --dataset {dataset!r}; choose from {", ".join(sorted(DATASETS))}')
     info = dist_info()
     try: dev = resolve_device(device, info.local_rank)
     except ValueError as e: raise UsageError(str(e)) from None
@@ -985,7 +979,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
         same('learning_rate', learning_rate, 'learning_rate'); same('seed', seed, 'seed'); same('grad_clip', grad_clip, 'grad_clip')
         cfg = ckpt['config']
         if config is not None:
-            try: given = _get_config(config)
+            try: given = get_config(config)
             except Exception as e: raise UsageError(f'--config {config}: {first_line(e)}') from None
             _check(_model_part(given) == _model_part(cfg), f'--config {config} differs from the config stored in {out}: '
                    'resume without --config, or start a new --out')
@@ -994,7 +988,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
         data_dir = data_dir if data_dir is not None else stored.get('data_dir')
     else:
         config = config or ('constellation' if dataset == 'constellation' else DEFAULT_CONFIG)
-        try: cfg = _get_config(config)
+        try: cfg = get_config(config)
         except Exception as e: raise UsageError(f'--config {config}: {first_line(e)}') from None
         cfg = dict(cfg)
         dataset = dataset or cfg.get('dataset') or DEFAULT_DATASET
@@ -1019,7 +1013,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
     except Exception as e: raise UsageError(f'--dataset {dataset}: {first_line(e)}') from None
     try:
         seed_everything(seed)
-        model = _make_model(cfg)
+        model = make_model(cfg)
     except Exception as e: raise UsageError(f'cannot build the model from the config: {first_line(e)}') from None
     shape = getattr(ds, 'image_shape', None)
     want = cfg.get('image_shape')
