@@ -34,7 +34,7 @@ DEFAULTS = dict(
     output_scale=1.,                  # std of the pixel Gaussians when not learned (the authors: 1)
     template_init_offset=0.,          # added to the initial template logits (0: the authors' [0, 1]; < 0: templates start dark)
     outside_penalty=0.,               # a template's mixing logit outside its support is -this (0: the authors' code; large: the paper)
-    likelihood='auto',                # image likelihood: 'mixture' (plain, 02), 'fused' (appendix 12) or 'auto' (fused on a CPU, where it is faster)
+    likelihood='auto',                # image likelihood: 'mixture' (plain, 02), 'fused' (appendix 96) or 'auto' (fused on a CPU, where it is faster)
     reconstruction_target='image',    # 'image' or 'sobel' (SVHN, CIFAR10 reconstruct Sobel edges)
     # set transformer (object capsule encoder)
     st_n_layers=3, st_n_heads=1, st_dim_hidden=16, st_dim_out=256, st_layer_norm=True, st_n_inducing_points=0,
@@ -107,7 +107,7 @@ PRESETS = {
                     part_ll_weight=2.075, image_ll_weight=1., prior_within_weight=.17, prior_between_weight=.1,
                     posterior_within_weight=1.39, posterior_between_weight=7.32,
                     learning_rate=1e-4, lr_decay_rate=.96, lr_decay_steps=3000),
-    # not a paper preset: the authors' model with the three changes that make it learn in 3,000 CPU steps (06b, issue 11)
+    # not a paper preset: the authors' model with the three changes that make it learn in 3,000 CPU steps (see 08 evaluation)
     'mnist_cpu': dict(output_scale=.25, learning_rate=3e-4, batch_size=32),
     'tiny': dict(dataset='digits', n_part_caps=8, n_obj_caps=6, cnn_channels=[16, 16, 16, 16], n_special_features=8,
                  st_dim_hidden=16, st_dim_out=32, obj_caps_params=16, obj_hidden=32, batch_size=16,
