@@ -18,8 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch.utils.data import Dataset
-from .set_transformer import SetTransformer
-from .objects import ObjectCapsules, CapsuleLikelihood
+from .set_transformer import SetTransformer, SetTransformerConfig
+from .objects import ObjectCapsules, ObjectCapsulesConfig, CapsuleLikelihood
 from .losses import sparsity_loss, weighted_sum
 from . import configs, data
 
@@ -307,15 +307,8 @@ class ConstellationAutoencoder(nn.Module):
         if cfg['model'] != 'constellation': raise ValueError(f"config is for model {cfg['model']!r}, not 'constellation'")
         K, N = cfg['n_obj_caps'], cfg['n_votes']
         self.check_inputs = check_inputs
-        self.set_transformer = SetTransformer(
-            dim_in=2, n_layers=cfg['st_n_layers'], n_heads=cfg['st_n_heads'], dim_hidden=cfg['st_dim_hidden'],
-            dim_out=cfg['st_dim_out'], n_outputs=K, layer_norm=cfg['st_layer_norm'],
-            n_inducing_points=cfg['st_n_inducing_points'], presence_mode=cfg['st_presence_mode'])
-        self.capsules = ObjectCapsules(
-            n_caps=K, dim_in=cfg['st_dim_out'], n_votes=N, n_caps_params=cfg['obj_caps_params'], n_hiddens=cfg['obj_hidden'],
-            learn_vote_scale=cfg['learn_vote_scale'], deformations=cfg['allow_deformations'],
-            noise_scale=cfg['obj_noise_scale'] if cfg['obj_noise_type'] else 0.,
-            similarity_transform=cfg['obj_similarity_transform'], caps_dropout_rate=cfg['caps_dropout_rate'])
+        self.set_transformer = SetTransformer(SetTransformerConfig.from_flat(cfg, dim_in=2, n_outputs=K))
+        self.capsules = ObjectCapsules(ObjectCapsulesConfig.from_flat(cfg, dim_in=cfg['st_dim_out'], n_votes=N))
         self.likelihood = CapsuleLikelihood(pose_dim=2, normalize=True)     # one component per vote, normalised weights
         self.loss_weights = dict(point_nll=cfg['part_ll_weight'], dynamic_l2=cfg['dynamic_l2_weight'],
                                  active_caps=cfg['active_caps_weight'],

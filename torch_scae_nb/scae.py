@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from dataclasses import dataclass
 from .math import safe_log
-from .parts import PartEncoder, PartCapsules
-from .templates import TemplateImageDecoder, ImageReconstruction
-from .set_transformer import SetTransformer
-from .objects import ObjectDecoder, ObjectDecoderOutput
+from .parts import PartEncoder, PartEncoderConfig, PartCapsules
+from .templates import TemplateImageDecoder, TemplateDecoderConfig, ImageReconstruction
+from .set_transformer import SetTransformer, SetTransformerConfig
+from .objects import ObjectDecoder, ObjectDecoderConfig, ObjectDecoderOutput
 from .losses import image_nll, capsule_sparsity, posterior_capsule_mass, weighted_sum, ClassificationProbe
 from .data import make_target
 from .configs import get_config
@@ -70,29 +70,12 @@ class SCAE(nn.Module):
         C, H, W = cfg['image_shape']
         M, K, Fd = cfg['n_part_caps'], cfg['n_obj_caps'], cfg['n_special_features']
         self.check_inputs = check_inputs
-        self.part_encoder = PartEncoder(
-            image_shape=(C, H, W), n_caps=M, n_special_features=Fd, noise_scale=cfg['part_noise_scale'],
-            similarity_transform=cfg['part_similarity_transform'], cnn_channels=tuple(cfg['cnn_channels']),
-            cnn_kernel=cfg['cnn_kernel_sizes'][0], cnn_strides=tuple(cfg['cnn_strides']), pool_layout=cfg['part_pool_layout'],
-            init_translation=cfg['part_init_translation'], init_size=cfg['part_init_size'])
-        self.decoder = TemplateImageDecoder(
-            n_templates=M, template_size=tuple(cfg['template_size']), output_size=(H, W), n_channels=C, n_features=Fd,
-            colorize_templates=cfg['colorize_templates'], color_nonlin=cfg['color_nonlin'],
-            template_nonlin=cfg['template_nonlin'], use_alpha_channel=cfg['use_alpha_channel'],
-            learn_output_scale=cfg['learn_output_scale'], output_scale=cfg['output_scale'],
-            template_init_offset=cfg['template_init_offset'], outside_penalty=cfg['outside_penalty'],
-            likelihood=cfg['likelihood'])
+        self.part_encoder = PartEncoder(PartEncoderConfig.from_flat(cfg))
+        self.decoder = TemplateImageDecoder(TemplateDecoderConfig.from_flat(cfg))
         th, tw = cfg['template_size']
         dim_in = 6 + 1 + Fd + (C * th * tw if cfg['feed_templates'] else 0)   # pose, 1 - presence, features, template
-        self.set_transformer = SetTransformer(
-            dim_in=dim_in, n_layers=cfg['st_n_layers'], n_heads=cfg['st_n_heads'], dim_hidden=cfg['st_dim_hidden'],
-            dim_out=cfg['st_dim_out'], n_outputs=K, layer_norm=cfg['st_layer_norm'],
-            n_inducing_points=cfg['st_n_inducing_points'], presence_mode=cfg['st_presence_mode'])
-        self.object_decoder = ObjectDecoder(
-            n_caps=K, dim_in=cfg['st_dim_out'], n_votes=M, n_caps_params=cfg['obj_caps_params'],
-            n_hiddens=cfg['obj_hidden'], learn_vote_scale=cfg['learn_vote_scale'], deformations=cfg['allow_deformations'],
-            noise_scale=cfg['obj_noise_scale'] if cfg['obj_noise_type'] else 0., similarity_transform=cfg['obj_similarity_transform'],
-            caps_dropout_rate=cfg['caps_dropout_rate'], normalize_part_ll=cfg['normalize_part_mixture'])
+        self.set_transformer = SetTransformer(SetTransformerConfig.from_flat(cfg, dim_in=dim_in, n_outputs=K))
+        self.object_decoder = ObjectDecoder(ObjectDecoderConfig.from_flat(cfg, dim_in=cfg['st_dim_out'], n_votes=M))
         self.prior_probe = ClassificationProbe(K, cfg['n_classes'])      # two probes, two separate layers
         self.posterior_probe = ClassificationProbe(K, cfg['n_classes'])
         self.loss_weights = dict(image_nll=cfg['image_ll_weight'], part_nll=cfg['part_ll_weight'],

@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['truncated_normal_', 'glorot_uniform_', 'linear', 'attention_weights', 'fold_linear', 'MultiHeadAttention', 'MAB',
-           'SAB', 'ISAB', 'PMA', 'SetTransformer']
+           'SAB', 'ISAB', 'PMA', 'SetTransformerConfig', 'SetTransformer']
 
 # %% ../nbs/03_set_transformer.ipynb #f2e1a00d
 import math
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .math import safe_log
-from .parts import sonnet_init_
+from .parts import sonnet_init_, settings
 
 # %% ../nbs/03_set_transformer.ipynb #d092bfe5
 def truncated_normal_(w:torch.Tensor, # tensor to fill in place
@@ -141,25 +142,42 @@ class PMA(nn.Module):
         return self.attention(self.seeds, z, z, presence, pre)  # (1, n_seeds, d) seeds, projected once for the batch
 
 # %% ../nbs/03_set_transformer.ipynb #aa1cf6ef
+@dataclass
+class SetTransformerConfig:
+    "The settings of a `SetTransformer` (the first field and `n_outputs` depend on what it encodes)"
+    dim_in:int                 # features per set element
+    n_layers:int               # number of SAB (or ISAB) blocks
+    n_heads:int                # attention heads in every block and in the pooling
+    dim_hidden:int             # width of the attention blocks
+    dim_out:int                # size of each output vector
+    n_outputs:int              # number of output vectors (seeds), e.g. object capsules
+    layer_norm:bool = True     # LayerNorm in the blocks
+    n_inducing_points:int = 0  # > 0: ISAB blocks with this many inducing points
+    presence_mode:str = 'log'  # 'log' (presence-weighted attention) or 'tf1' (the authors' mask)
+
+    @classmethod
+    def from_flat(cls, c:dict,   # a flat configuration of the whole model (keys `st_*`)
+                  dim_in:int,    # features per set element
+                  n_outputs:int  # output vectors, e.g. object capsules
+                 ):
+        "The set transformer's settings in a flat configuration"
+        return cls(dim_in=dim_in, n_layers=c['st_n_layers'], n_heads=c['st_n_heads'], dim_hidden=c['st_dim_hidden'],
+                   dim_out=c['st_dim_out'], n_outputs=n_outputs, layer_norm=c['st_layer_norm'],
+                   n_inducing_points=c['st_n_inducing_points'], presence_mode=c['st_presence_mode'])
+
 class SetTransformer(nn.Module):
     "Permutation-invariant set encoder: input linear, SAB/ISAB layers, output linear, PMA with `n_outputs` seeds"
-    def __init__(self, dim_in:int,              # features per set element
-                 n_layers:int,                  # number of SAB (or ISAB) blocks
-                 n_heads:int,                   # attention heads in every block and in the pooling
-                 dim_hidden:int,                # width of the attention blocks
-                 dim_out:int,                   # size of each output vector
-                 n_outputs:int,                 # number of output vectors (seeds), e.g. object capsules
-                 layer_norm:bool=True,          # LayerNorm in the blocks
-                 n_inducing_points:int=0,       # > 0: ISAB blocks with this many inducing points
-                 presence_mode:str='log'):      # 'log' (presence-weighted attention) or 'tf1' (the authors' mask)
+    def __init__(self, config:SetTransformerConfig|None=None, # the settings (None: the defaults of `SetTransformerConfig`)
+                 **changes):                # single settings to change, e.g. dim_in=...
         super().__init__()
-        self.inp = linear(dim_in, dim_hidden)
-        block = (lambda: ISAB(dim_hidden, n_inducing_points, n_heads, layer_norm, presence_mode)) if n_inducing_points > 0 \
-            else (lambda: SAB(dim_hidden, n_heads, layer_norm, presence_mode))
-        self.layers = nn.ModuleList(block() for _ in range(n_layers))
-        self.outp = linear(dim_hidden, dim_out)
-        self.pool = PMA(dim_out, n_outputs, n_heads, presence_mode)
-        self.fold_output = dim_hidden < dim_out         # fold `outp` into the pooling's key/value maps (fewer products)
+        c = self.config = settings(SetTransformerConfig, config, **changes)
+        self.inp = linear(c.dim_in, c.dim_hidden)
+        block = (lambda: ISAB(c.dim_hidden, c.n_inducing_points, c.n_heads, c.layer_norm, c.presence_mode)) if c.n_inducing_points > 0 \
+            else (lambda: SAB(c.dim_hidden, c.n_heads, c.layer_norm, c.presence_mode))
+        self.layers = nn.ModuleList(block() for _ in range(c.n_layers))
+        self.outp = linear(c.dim_hidden, c.dim_out)
+        self.pool = PMA(c.dim_out, c.n_outputs, c.n_heads, c.presence_mode)
+        self.fold_output = c.dim_hidden < c.dim_out         # fold `outp` into the pooling's key/value maps (fewer products)
 
     def forward(self, x:torch.Tensor,                     # (B, M, dim_in) set elements, e.g. part capsules
                 presence:torch.Tensor|None=None           # (B, M) their presences

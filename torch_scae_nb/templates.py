@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LIKELIHOODS', 'FUSED_DEVICES', 'orthogonal_rows', 'init_templates', 'get_nonlin', 'pixel_grid', 'affine_grid',
            'warp_templates', 'make_colour_mlp', 'pixel_mixture', 'mixture_log_prob', 'use_fused', 'ImageReconstruction',
-           'TemplateImageDecoder']
+           'TemplateDecoderConfig', 'TemplateImageDecoder']
 
 # %% ../nbs/02_templates.ipynb #96e4cd5d
 import math
@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .math import safe_log, relu1, invert_pose, GaussianMixture
-from .parts import sonnet_init_
+from .parts import sonnet_init_, settings
 
 # %% ../nbs/02_templates.ipynb #182c3eaa
 def orthogonal_rows(n_rows:int, # number of vectors
@@ -227,46 +227,63 @@ def _tf_default_scalar() -> nn.Parameter:
     "A shape-(1,) parameter initialised like TF's default (Glorot uniform) for a `[1]` variable: U(-sqrt 3, sqrt 3)"
     return nn.Parameter(torch.empty(1).uniform_(-math.sqrt(3), math.sqrt(3)))
 
+@dataclass
+class TemplateDecoderConfig:
+    "The settings of a `TemplateImageDecoder`"
+    n_templates:int                  # T (= number of part capsules M)
+    template_size:tuple = (11, 11)   # (h, w) of every template
+    output_size:tuple = (40, 40)     # (H, W) of the image
+    n_channels:int = 1               # C
+    n_features:int = 16              # F, special features per part (used only to colourise)
+    colorize_templates:bool = False  # recolour templates from special features
+    color_nonlin:str = 'relu1'       # non-linearity on the colour
+    template_nonlin:str = 'relu1'    # non-linearity on the template logits
+    use_alpha_channel:bool = False   # learned alpha maps as mixing logits (else intensity/temperature)
+    learn_output_scale:bool = False  # learn the Gaussian scale (else fixed at `output_scale`)
+    output_scale:float = 1.          # the fixed Gaussian std (the authors: 1)
+    template_init_offset:float = 0.  # added to the initial template logits (0: the authors' [0, 1]; < 0: darker)
+    outside_penalty:float = 0.       # mixing logit of a template outside its support: -penalty (0: the authors' 0)
+    likelihood:str = 'auto'          # image likelihood: 'mixture', 'fused' or 'auto' (fused on a CPU: `use_fused`)
+
+    @classmethod
+    def from_flat(cls, c:dict): # a flat configuration of the whole model
+        "The template decoder's settings in a flat configuration"
+        C, H, W = c['image_shape']
+        return cls(n_templates=c['n_part_caps'], template_size=tuple(c['template_size']), output_size=(H, W),
+                   n_channels=C, n_features=c['n_special_features'], colorize_templates=c['colorize_templates'],
+                   color_nonlin=c['color_nonlin'], template_nonlin=c['template_nonlin'],
+                   use_alpha_channel=c['use_alpha_channel'], learn_output_scale=c['learn_output_scale'],
+                   output_scale=c['output_scale'], template_init_offset=c['template_init_offset'],
+                   outside_penalty=c['outside_penalty'], likelihood=c['likelihood'])
+
 class TemplateImageDecoder(nn.Module):
     "Learned templates warped by part poses into a per-pixel Gaussian mixture over the image"
-    def __init__(self,
-                 n_templates:int,                  # T (= number of part capsules M)
-                 template_size:tuple=(11, 11),     # (h, w) of every template
-                 output_size:tuple=(40, 40),       # (H, W) of the image
-                 n_channels:int=1,                 # C
-                 n_features:int=16,                # F, special features per part (used only to colourise)
-                 colorize_templates:bool=False,    # recolour templates from special features
-                 color_nonlin:str='relu1',         # non-linearity on the colour
-                 template_nonlin:str='relu1',      # non-linearity on the template logits
-                 use_alpha_channel:bool=False,     # learned alpha maps as mixing logits (else intensity/temperature)
-                 learn_output_scale:bool=False,    # learn the Gaussian scale (else fixed at `output_scale`)
-                 output_scale:float=1.,            # the fixed Gaussian std (the authors: 1)
-                 template_init_offset:float=0.,    # added to the initial template logits (0: the authors' [0, 1]; < 0: darker)
-                 outside_penalty:float=0.,         # mixing logit of a template outside its support: -penalty (0: the authors' 0)
-                 likelihood:str='auto'):           # image likelihood: 'mixture', 'fused' or 'auto' (fused on a CPU: `use_fused`)
+    def __init__(self, config:TemplateDecoderConfig|None=None, # the settings (None: the defaults of `TemplateDecoderConfig`)
+                 **changes):                # single settings to change, e.g. n_templates=...
         super().__init__()
-        _check_likelihood(likelihood)
-        self.likelihood = likelihood
-        if colorize_templates and n_features < 1:
+        c = self.config = settings(TemplateDecoderConfig, config, **changes)
+        _check_likelihood(c.likelihood)
+        self.likelihood = c.likelihood
+        if c.colorize_templates and c.n_features < 1:
             raise ValueError('colorize_templates=True needs special features (n_features > 0)')
-        self.n_templates, self.template_size, self.output_size = n_templates, tuple(template_size), tuple(output_size)
-        self.n_channels, self.n_features, self.colorize_templates = n_channels, n_features, colorize_templates
-        self.color_nonlin_name, self.use_alpha_channel = color_nonlin, use_alpha_channel
-        self.template_nonlin, self.color_nonlin = get_nonlin(template_nonlin), get_nonlin(color_nonlin)
-        self.learn_output_scale, self.output_scale = learn_output_scale, float(output_scale)
-        if not self.output_scale > 0: raise ValueError(f'output_scale must be positive, got {output_scale}')
-        self.template_logits = nn.Parameter(init_templates(n_templates, n_channels, template_size) + template_init_offset)  # (1, T, C, h, w)
-        self.colour_mlp = make_colour_mlp(n_features, n_channels) if colorize_templates else None
+        self.n_templates, self.template_size, self.output_size = c.n_templates, tuple(c.template_size), tuple(c.output_size)
+        self.n_channels, self.n_features, self.colorize_templates = c.n_channels, c.n_features, c.colorize_templates
+        self.color_nonlin_name, self.use_alpha_channel = c.color_nonlin, c.use_alpha_channel
+        self.template_nonlin, self.color_nonlin = get_nonlin(c.template_nonlin), get_nonlin(c.color_nonlin)
+        self.learn_output_scale, self.output_scale = c.learn_output_scale, float(c.output_scale)
+        if not self.output_scale > 0: raise ValueError(f'output_scale must be positive, got {c.output_scale}')
+        self.template_logits = nn.Parameter(init_templates(c.n_templates, c.n_channels, c.template_size) + c.template_init_offset)  # (1, T, C, h, w)
+        self.colour_mlp = make_colour_mlp(c.n_features, c.n_channels) if c.colorize_templates else None
         self.bg_value = _tf_default_scalar()                     # background intensity sigmoid(bg_value)
-        if use_alpha_channel:
-            self.template_alpha = nn.Parameter(torch.zeros(1, n_templates, 1, *template_size))  # (1, T, 1, h, w)
+        if c.use_alpha_channel:
+            self.template_alpha = nn.Parameter(torch.zeros(1, c.n_templates, 1, *c.template_size))  # (1, T, 1, h, w)
             self.bg_mixing_logit = nn.Parameter(torch.zeros(1))  # background logit softplus(.)
         else: self.temperature_logit = _tf_default_scalar()      # tau = softplus(. + .5) + 1e-4
-        if learn_output_scale: self.output_scale_logit = _tf_default_scalar()
-        if outside_penalty < 0: raise ValueError(f'outside_penalty must be >= 0, got {outside_penalty}')
-        if outside_penalty > 0 and not use_alpha_channel:
+        if c.learn_output_scale: self.output_scale_logit = _tf_default_scalar()
+        if c.outside_penalty < 0: raise ValueError(f'outside_penalty must be >= 0, got {c.outside_penalty}')
+        if c.outside_penalty > 0 and not c.use_alpha_channel:
             raise ValueError('outside_penalty needs use_alpha_channel=True (it shifts the alpha logits)')
-        self.outside_penalty = float(outside_penalty)
+        self.outside_penalty = float(c.outside_penalty)
 
     def make_templates(self, features:torch.Tensor|None=None # (B, T, F) special features, needed to colourise
                       ) -> torch.Tensor:                     # (1, T, C, h, w), or (B, T, C, h, w) colourised
