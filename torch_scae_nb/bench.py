@@ -7,13 +7,14 @@ __all__ = ['alternate_times', 'peak_rss_mb', 'PeakMemory', 'synthetic_batch', 't
            'benchmark', 'profile_step', 'scae_bench', 'main', 'LikelihoodBench', 'likelihood_bench']
 
 # %% ../nbs/95_benchmark.ipynb #3d80bffb
-import builtins, copy, json as _json, os, resource, sys, time
+import builtins, copy, inspect, json as _json, os, resource, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field
 from statistics import median
 from typing import Optional
 import torch
 import torch.nn as nn
+from fastcore.meta import delegates
 from fastcore.script import anno_parser
 
 # %% ../nbs/95_benchmark.ipynb #5521f9cb
@@ -248,15 +249,13 @@ class LikelihoodBench:
         return (f'{self.config}, B={self.batch_size}, {self.device}, {self.threads} thread(s){policy}: decoder + likelihood '
                 f'mixture {m:.4f} s ({m / fl:.2f}x the CNN floor), fused {f:.4f} s ({f / fl:.2f}x), mixture / fused {self.ratio:.2f}')
 
+@delegates(benchmark)   # batch_size, device, threads, repeats, warmup, seed: the same arguments, defaults and checks
 def likelihood_bench(config='mnist',          # preset name, path to a .py config, or any form `get_config` takes
-                     batch_size:int=128,      # B
-                     device='auto',           # 'auto' (CUDA if available), 'cpu', 'cuda', ...
-                     threads:Optional[int]=None, # torch.set_num_threads for the run (None: leave as is)
-                     repeats:int=10,          # timed rounds
-                     warmup:int=2,            # untimed rounds first
-                     seed:int=0               # model initialisation and batch
-                    ) -> LikelihoodBench:
+                     **kwargs) -> LikelihoodBench:
     "Decoder + image likelihood, forward and backward, with likelihood='mixture' and 'fused', timed alternately"
+    args = inspect.signature(benchmark).bind(config, **kwargs); args.apply_defaults()
+    batch_size, device, threads, repeats, warmup, seed = (args.arguments[k] for k in
+                                                          ('batch_size', 'device', 'threads', 'repeats', 'warmup', 'seed'))
     with _bench_model(config, batch_size, device, threads, seed) as (cfg, model, dev):
         if not hasattr(model, 'decoder'): raise ValueError(f"config model {cfg['model']!r} has no image decoder to time")
         dec, cnn = model.decoder, copy.deepcopy(model.part_encoder.cnn)

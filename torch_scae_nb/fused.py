@@ -110,17 +110,10 @@ class _RenderLogProb(torch.autograd.Function):
                 None if alpha else dL_dkappa, dL_dsigma, dL_dy, None)
 
 # %% ../nbs/96_fused_likelihood.ipynb #0b467d7c
-def render_log_prob(src:torch.Tensor,            # (1 or B, T, C (+1), h, w) templates, plus the alpha map as a last channel
-                    pose:torch.Tensor,           # (B, T, 6) poses, template -> image coordinates
-                    log_presence:torch.Tensor,   # (B, T) log presences (`safe_log`)
-                    bg_loc:torch.Tensor,         # one number: the background intensity
-                    bg_logit:torch.Tensor,       # one number: the background's mixing logit
-                    target:torch.Tensor,         # (B, C, H, W) image
-                    scale=1.,                    # Gaussian std, a float or a one-number tensor
-                    inv_temperature=None,        # one number, logits = intensity / tau; None: src's last channel is the alpha logit
-                    chunk:int|None=None          # examples per chunk (None: about 2^20 numbers a chunk on a CPU, all on a GPU)
-                   ) -> torch.Tensor:            # (B,) log-likelihood, summed over channels and pixels
-    "`mixture_log_prob` by the fused kernel: warp and pixel-mixture log-likelihood chunk by chunk, the backward pass by hand"
+def render_log_prob(src, pose, log_presence, bg_loc, bg_logit, target, scale=1., inv_temperature=None,  # as `mixture_log_prob`
+                    chunk:int|None=None  # examples per chunk (None: about 2^20 numbers a chunk on a CPU, all on a GPU)
+                   ) -> torch.Tensor:    # (B,) log-likelihood, summed over channels and pixels
+    "`mixture_log_prob` by the fused kernel (same arguments, plus `chunk`): warp and pixel-mixture log-likelihood chunk by chunk, the backward pass by hand"
     _check_src_channels(src, target, inv_temperature)
     (B, T), (CA, H, W) = pose.shape[:2], (src.shape[2], *target.shape[-2:])
     if chunk is None: chunk = B if target.is_cuda else max(1, 2 ** 20 // (T * CA * H * W))

@@ -32,10 +32,10 @@ def image_nll(log_prob:torch.Tensor # (B, C, H, W) per-pixel log-probabilities, 
 
 # %% ../nbs/05_losses.ipynb #d13a0def
 def l2_sparsity(presence:torch.Tensor,           # (B, K) capsule presences in [0, 1]
-                n_classes:int=10,                # C: expected number of distinct kinds of input
-                within_example_constant:float=0. # c_w, the target number of active capsules per example; 0 means K / C
+                n_classes:int=10,                # L: expected number of distinct kinds of input
+                within_example_constant:float=0. # c_w, the target number of active capsules per example; 0 means K / L
                ) -> tuple[torch.Tensor, torch.Tensor]: # () within-example, () between-example penalty
-    "Squared deviation of capsules per example from `c_w` and of examples per capsule from B / C"
+    "Squared deviation of capsules per example from `c_w` and of examples per capsule from B / L"
     B, K = presence.shape
     c_w = within_example_constant if within_example_constant != 0. else K / n_classes
     within = (presence.sum(1) - c_w).square().sum() / B

@@ -135,7 +135,7 @@ def mixture_log_prob(src:torch.Tensor,          # (1 or B, T, C (+1), h, w) temp
 
 # %% ../nbs/02_templates.ipynb #6170b765
 LIKELIHOODS = ('mixture', 'fused', 'auto')
-FUSED_DEVICES = ('cpu',)  # device types where 'auto' takes the fused kernel: measured faster there (notebook 94)
+FUSED_DEVICES = ('cpu',)  # device types where 'auto' takes the fused kernel: measured faster there (notebook 95)
 
 def _check_likelihood(likelihood):
     if likelihood not in LIKELIHOODS:
@@ -144,7 +144,7 @@ def _check_likelihood(likelihood):
 def use_fused(likelihood:str, # 'mixture', 'fused' or 'auto'
               device          # where the likelihood is computed
              ) -> bool:
-    "Whether `likelihood` takes the fused kernel of notebook 95 on `device`"
+    "Whether `likelihood` takes the fused kernel of notebook 96 on `device`"
     _check_likelihood(likelihood)
     return likelihood == 'fused' or (likelihood == 'auto' and torch.device(device).type in FUSED_DEVICES)
 
@@ -206,7 +206,7 @@ class ImageReconstruction:
         args = (self.src, self.pose, self.log_presence - self.alpha_shift, self.bg_loc, self.bg_logit, target,
                 self.scale, self.inv_temperature)
         if not use_fused(self.likelihood, target.device): return mixture_log_prob(*args)
-        from torch_scae_nb.fused import render_log_prob   # the appendix kernel (notebook 95); it imports this module
+        from torch_scae_nb.fused import render_log_prob   # the appendix kernel (notebook 96); it imports this module
         return render_log_prob(*args)
 
     def mode(self) -> torch.Tensor:
@@ -326,7 +326,7 @@ class TemplateImageDecoder(nn.Module):
         if templates is None: templates = self.make_templates(features)       # (1 or B, T, C, h, w)
         src = templates
         if self.use_alpha_channel:                                            # alpha as an extra channel
-            # warped with zero padding, alpha + K is 0 outside the template: minus K again, the outside logit is -K
+            # warped with zero padding, alpha + P is 0 outside the template: minus P again, the outside logit is -P
             alpha = self.template_alpha + self.outside_penalty
             src = torch.cat([templates, alpha.expand(len(templates), -1, -1, -1, -1)], 2)
         bg_loc = torch.sigmoid(self.bg_value)                                 # (1,) background intensity
