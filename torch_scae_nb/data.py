@@ -5,9 +5,8 @@
 # %% auto #0
 __all__ = ['DEBIAN_FASHION_MNIST', 'DATASETS', 'read_idx', 'write_idx', 'make_fake_mnist', 'pad_translate', 'CanvasDataset',
            'center_of_mass', 'load_digits_28', 'default_data_dir', 'find_idx_files', 'DataError', 'first_line',
-           'DataWarning', 'load_mnist_like', 'sobel_edges', 'normalized_sobel_edges', 'make_target',
-           'load_torchvision_rgb', 'fit_to_box', 'ImageFolderSource', 'register_dataset', 'make_dataset',
-           'dataset_options', 'make_loader', 'set_epoch', 'show_batch']
+           'DataWarning', 'load_mnist_like', 'load_torchvision_rgb', 'fit_to_box', 'ImageFolderSource',
+           'register_dataset', 'make_dataset', 'dataset_options', 'make_loader', 'set_epoch', 'show_batch']
 
 # %% ../nbs/92_data.ipynb #e856416b
 import gzip
@@ -257,38 +256,8 @@ def load_mnist_like(name:str='mnist',      # 'mnist' or 'fashion_mnist'
         f'(CLI: --download) on a machine with internet{extra}, or use the bundled offline digits: '
         f"make_dataset('digits') (CLI: --dataset digits).")
 
-# %% ../nbs/92_data.ipynb #0029f4fd
-def sobel_edges(images:torch.Tensor # (B, C, H, W) images, H, W >= 2
-               ) -> torch.Tensor:   # (B, C, 2, H, W) [dy, dx] Sobel responses per channel
-    "Per-channel Sobel responses (correlation with reflect padding, like `tf.image.sobel_edges`)"
-    B, C, H, W = images.shape
-    k = images.new_tensor([[[-1, -2, -1], [0, 0, 0], [1, 2, 1]],      # K_y
-                           [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]])     # K_x      (2, 3, 3)
-    weight = k.repeat(C, 1, 1)[:, None]                               # (2C, 1, 3, 3): [c0 dy, c0 dx, c1 dy, ...]
-    out = F.conv2d(F.pad(images, (1, 1, 1, 1), mode='reflect'), weight, groups=C)   # (B, 2C, H, W)
-    return out.view(B, C, 2, H, W)
-
-# %% ../nbs/92_data.ipynb #6d7dfbe5
-def normalized_sobel_edges(images:torch.Tensor,               # (B, C, H, W) images
-                           subtract_median:bool=True,         # |g - median(g)| per image and channel: flat backgrounds -> 0
-                           same_number_of_channels:bool=True  # add dy + dx (C channels), else keep both (2C channels)
-                          ) -> torch.Tensor:                  # (B, C or 2C, H, W) edges in [0, 1]
-    "The authors' Sobel reconstruction target: Sobel responses, minus the median, min-max normalised per image and channel"
-    B, C, H, W = images.shape
-    g = sobel_edges(images)                                           # (B, C, 2, H, W)
-    g = g.sum(2) if same_number_of_channels else g.reshape(B, 2 * C, H, W)
-    if subtract_median:
-        med = g.flatten(-2).median(-1).values[..., None, None]        # (B, C', 1, 1) lower median
-        g = (g - med).abs()
-    gmin = g.amin((-2, -1), keepdim=True); gmax = g.amax((-2, -1), keepdim=True)
-    return (g - gmin) / (gmax - gmin + 1e-8)
-
-# %% ../nbs/92_data.ipynb #45d6fd0f
-def make_target(images:torch.Tensor, # (B, C, H, W) input images
-                sobel:bool=False     # reconstruct normalised Sobel edges (SVHN, CIFAR10) instead of the image
-               ) -> torch.Tensor:    # (B, C, H, W) what the decoder's image likelihood is evaluated on
-    "The reconstruction target of a batch: the images themselves, or their normalised Sobel edges"
-    return normalized_sobel_edges(images) if sobel else images
+# %% ../nbs/92_data.ipynb #3eb70104
+from .templates import sobel_edges, normalized_sobel_edges, make_target  # re-exported: defined with the image likelihood
 
 # %% ../nbs/92_data.ipynb #ce2f696a
 def load_torchvision_rgb(name:str,             # 'svhn' or 'cifar10'

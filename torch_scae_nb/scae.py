@@ -14,11 +14,10 @@ import torch.nn.functional as F
 from dataclasses import dataclass
 from .math import safe_log
 from .parts import PartEncoder, PartEncoderConfig, PartCapsules
-from .templates import TemplateImageDecoder, TemplateDecoderConfig, ImageReconstruction
+from .templates import TemplateImageDecoder, TemplateDecoderConfig, ImageReconstruction, make_target
 from .set_transformer import SetTransformer, SetTransformerConfig
 from .objects import ObjectDecoder, ObjectDecoderConfig, ObjectDecoderOutput
 from .losses import image_nll, capsule_sparsity, posterior_capsule_mass, weighted_sum, ClassificationProbe
-from .data import make_target
 from .configs import get_config
 from fastcore.basics import patch
 from contextlib import contextmanager

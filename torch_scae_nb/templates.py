@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LIKELIHOODS', 'FUSED_DEVICES', 'orthogonal_rows', 'init_templates', 'get_nonlin', 'pixel_grid', 'affine_grid',
            'warp_templates', 'make_colour_mlp', 'pixel_mixture', 'mixture_log_prob', 'use_fused', 'ImageReconstruction',
-           'TemplateDecoderConfig', 'TemplateImageDecoder']
+           'TemplateDecoderConfig', 'TemplateImageDecoder', 'sobel_edges', 'normalized_sobel_edges', 'make_target']
 
 # %% ../nbs/02_templates.ipynb #96e4cd5d
 import math
@@ -339,3 +339,36 @@ class TemplateImageDecoder(nn.Module):
         return ImageReconstruction(templates=templates, src=src, pose=pose, log_presence=log_pres, bg_loc=bg_loc,
                                    bg_logit=bg_logit, inv_temperature=inv_t, scale=scale, output_size=self.output_size,
                                    alpha_shift=self.outside_penalty, likelihood=self.likelihood)
+
+# %% ../nbs/02_templates.ipynb #0029f4fd
+def sobel_edges(images:torch.Tensor # (B, C, H, W) images, H, W >= 2
+               ) -> torch.Tensor:   # (B, C, 2, H, W) [dy, dx] Sobel responses per channel
+    "Per-channel Sobel responses (correlation with reflect padding, like `tf.image.sobel_edges`)"
+    B, C, H, W = images.shape
+    k = images.new_tensor([[[-1, -2, -1], [0, 0, 0], [1, 2, 1]],      # K_y
+                           [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]])     # K_x      (2, 3, 3)
+    weight = k.repeat(C, 1, 1)[:, None]                               # (2C, 1, 3, 3): [c0 dy, c0 dx, c1 dy, ...]
+    out = F.conv2d(F.pad(images, (1, 1, 1, 1), mode='reflect'), weight, groups=C)   # (B, 2C, H, W)
+    return out.view(B, C, 2, H, W)
+
+# %% ../nbs/02_templates.ipynb #6d7dfbe5
+def normalized_sobel_edges(images:torch.Tensor,               # (B, C, H, W) images
+                           subtract_median:bool=True,         # |g - median(g)| per image and channel: flat backgrounds -> 0
+                           same_number_of_channels:bool=True  # add dy + dx (C channels), else keep both (2C channels)
+                          ) -> torch.Tensor:                  # (B, C or 2C, H, W) edges in [0, 1]
+    "The authors' Sobel reconstruction target: Sobel responses, minus the median, min-max normalised per image and channel"
+    B, C, H, W = images.shape
+    g = sobel_edges(images)                                           # (B, C, 2, H, W)
+    g = g.sum(2) if same_number_of_channels else g.reshape(B, 2 * C, H, W)
+    if subtract_median:
+        med = g.flatten(-2).median(-1).values[..., None, None]        # (B, C', 1, 1) lower median
+        g = (g - med).abs()
+    gmin = g.amin((-2, -1), keepdim=True); gmax = g.amax((-2, -1), keepdim=True)
+    return (g - gmin) / (gmax - gmin + 1e-8)
+
+# %% ../nbs/02_templates.ipynb #45d6fd0f
+def make_target(images:torch.Tensor, # (B, C, H, W) input images
+                sobel:bool=False     # reconstruct normalised Sobel edges (SVHN, CIFAR10) instead of the image
+               ) -> torch.Tensor:    # (B, C, H, W) what the decoder's image likelihood is evaluated on
+    "The reconstruction target of a batch: the images themselves, or their normalised Sobel edges"
+    return normalized_sobel_edges(images) if sobel else images
