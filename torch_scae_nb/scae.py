@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from dataclasses import dataclass
-from .math import safe_log
+from .math import safe_log, HALF_LOG_2PI
 from .parts import PartEncoder, PartEncoderConfig, PartCapsules
 from .templates import TemplateImageDecoder, TemplateDecoderConfig, ImageReconstruction, make_target
 from .set_transformer import SetTransformer, SetTransformerConfig
@@ -204,7 +204,7 @@ def learning_diagnostics(model:nn.Module,    # an SCAE
     scale = torch.as_tensor(rec.scale, dtype=target.dtype, device=target.device)
     n = target[0].numel()
     nll = -rec.log_prob(target).mean()
-    perfect = n * (torch.log(scale) + .5 * math.log(2 * math.pi))        # every pixel's Gaussian on the pixel
+    perfect = n * (torch.log(scale) + HALF_LOG_2PI)        # every pixel's Gaussian on the pixel
     blank = perfect + target.square().flatten(1).sum(1).mean() / (2 * scale.square())   # every pixel explained by 0
     mode = rec.mode()                                                     # (B, C, H, W) what the figures show
     mse_fit = 1 - (target - mode).square().sum() / target.square().sum().clamp_min(1e-12)
