@@ -15,7 +15,7 @@ import torch_scae_nb.evaluate as E
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 KEYS = {'lin_match_acc', 'lin_match_acc_fit', 'lin_match_acc_transfer', 'lin_pred_acc', 'lin_pred_acc_train',
         'lin_match_acc_prior', 'lin_match_acc_fit_prior', 'lin_pred_acc_prior', 'n_train', 'n_eval',
-        'checkpoint_step', 'checkpoint', 'dataset', 'split', 'figures', 'seconds'}
+        'checkpoint_step', 'checkpoint', 'dataset', 'split', 'figures', 'seconds', 'pixels'}
 
 
 def run(*args, timeout=300):
@@ -39,8 +39,9 @@ def test_scae_eval_json_end_to_end(tiny_run):
     assert KEYS <= set(rep), KEYS - set(rep)
     assert rep['checkpoint_step'] == 3 and rep['dataset'] == 'digits' and rep['split'] == 'test'
     assert rep['n_train'] == rep['n_eval'] == 60
-    for k in KEYS - {'n_train', 'n_eval', 'checkpoint_step', 'checkpoint', 'dataset', 'split', 'figures', 'seconds'}:
+    for k in KEYS - {'n_train', 'n_eval', 'checkpoint_step', 'checkpoint', 'dataset', 'split', 'figures', 'seconds', 'pixels'}:
         assert 0 <= rep[k] <= 1, (k, rep[k])
+    assert (rep['pixels']['n_train'], rep['pixels']['n_eval']) == (60, 60)   # the raw-pixel baseline, same images
     assert sorted(rep['figures']) == sorted(E.EVAL_FIGURES)
     for name, file in E.EVAL_FIGURES.items():
         path = tiny_run/file
@@ -61,6 +62,7 @@ def test_scae_eval_text_report_and_no_figures(tiny_run, tmp_path, capsys):
     code, out, err = main(capsys, '--checkpoint', ckpt, '--n_max', 30, '--no_figures', '--no_progress')
     assert code == 0, err
     assert 'LIN-MATCH (posterior presences):' in out and 'LIN-PRED  (posterior presences):' in out
+    assert 'raw pixels of the same images (the bar to clear)' in out
     assert not list(tmp_path.glob('eval_*.png'))
 
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EVAL_FIGURES', 'Features', 'extract_features', 'count_matrix', 'Matching', 'match_clusters', 'LinMatch', 'lin_match',
-           'LinPred', 'lin_pred', 'ClassificationScores', 'classification_scores', 'reconstructions',
+           'LinPred', 'lin_pred', 'ClassificationScores', 'classification_scores', 'pixel_scores', 'reconstructions',
            'plot_reconstructions', 'plot_capsule_reconstructions', 'plot_templates', 'plot_tsne', 'EvalError',
            'write_figures', 'evaluate_checkpoint', 'scae_eval', 'main']
 
@@ -232,6 +232,31 @@ def classification_scores(fit:Features,          # features of the training spli
         if not sfx: s.update(lin_match_acc_transfer=lm.acc_eval_transfer, lin_pred_acc_train=lp.acc_train)
     return ClassificationScores(**s, n_train=len(fit), n_eval=len(held_out))
 
+# %% ../nbs/08_evaluation.ipynb #86a2b112
+def _spread(ds, n:Optional[int]):
+    "`ds`, or `n` of its items evenly spaced over it (so a folder sorted by class keeps all its classes)"
+    if n is None or n >= len(ds): return ds
+    return Subset(ds, [i * len(ds) // n for i in range(n)])
+
+def _pixels(data, n_max:Optional[int], seed:int=0) -> tuple:
+    "((N, C*H*W) float pixels, (N,) labels) of at most `n_max` images evenly spaced over `data` (seeded translations)"
+    data = _spread(data, n_max)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)                                   # a train split translates at random: seeded
+        xs, ys = zip(*[(x.flatten(1), torch.as_tensor(y)) for x, y in DataLoader(data, batch_size=256)])
+    return torch.cat(xs).numpy(), torch.cat(ys).long().numpy()
+
+def pixel_scores(fit_data,                 # Dataset of the fitting (train) split, yielding (image, label)
+                 eval_data,                # Dataset of the evaluation split
+                 n_clusters:int=10,        # k-means clusters (= classes)
+                 n_max:Optional[int]=2000, # at most this many images of each split (evenly spaced)
+                 seed:int=0
+                ) -> dict:                 # lin_match_acc, lin_pred_acc (eval split), n_train, n_eval
+    "The baseline of every report: LIN-MATCH and LIN-PRED of the raw pixels of the same images"
+    (fx, fy), (ex, ey) = _pixels(fit_data, n_max, seed), _pixels(eval_data, n_max, seed)
+    lm = lin_match(fx, fy, ex, ey, n_clusters, seed=seed)
+    return dict(lin_match_acc=lm.acc_eval, lin_pred_acc=lin_pred(fx, fy, ex, ey).acc_test, n_train=len(fy), n_eval=len(ey))
+
 # %% ../nbs/08_evaluation.ipynb #f7f5106c
 @torch.no_grad()
 def reconstructions(model:nn.Module,     # an SCAE
@@ -433,11 +458,6 @@ def _evaluate_constellation(model, ckpt, path, split, data_dir, n_max, batch_siz
     return dict(checkpoint=str(path), checkpoint_step=int(ckpt['step']), dataset='constellation', split=split,
                 **{k: (float(v) if hasattr(v, '__float__') else v) for k, v in res.items()})
 
-def _spread(ds, n:Optional[int]):
-    "`ds`, or `n` of its items evenly spaced over it (so a folder sorted by class keeps all its classes)"
-    if n is None or n >= len(ds): return ds
-    return Subset(ds, [i * len(ds) // n for i in range(n)])
-
 def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train` (or a checkpoint file)
                         dataset:Optional[str]=None, # default: the dataset the run trained on
                         data_dir=None,              # default: the run's (when `dataset` is the run's)
@@ -492,7 +512,8 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
     held = fit if split == 'train' else extract_features(model, eval_part, desc=f'{split} features', **kw)
     scores = classification_scores(fit, held, n_clusters=C, seed=seed)
     out = dict(checkpoint=str(path), checkpoint_step=int(ckpt['step']), dataset=dataset, split=split,
-               held_out=held_out, n_clusters=C, **scores.as_dict())
+               held_out=held_out, n_clusters=C, **scores.as_dict(),
+               pixels=pixel_scores(fit_part, eval_part, C, seed=seed))   # the bar to clear, on (at most 2,000 of) the same images
     if figures:
         folder = path.parent
         out['figures'] = write_figures(model, eval_part, held, folder, seed=seed)
@@ -505,6 +526,11 @@ _dumps = json.dumps   # `scae_eval` has an argument called `json`
 def _command(f):
     "`call_parse`, called from a function so `python -m torch_scae_nb.evaluate` runs `main` instead of parsing at import"
     return call_parse(f)
+
+def _pixel_line(r:dict) -> str:
+    px, n = r['pixels'], (r['pixels']['n_train'], r['pixels']['n_eval'])
+    return (f"raw pixels of the same images (the bar to clear): LIN-MATCH {px['lin_match_acc']:.4f}, LIN-PRED {px['lin_pred_acc']:.4f}"
+            + ('' if n == (r['n_train'], r['n_eval']) else f'   [on {n[0]} / {n[1]} of them]'))
 
 def _report(r:dict) -> str:
     "Human-readable lines of a report"
@@ -520,6 +546,7 @@ def _report(r:dict) -> str:
         f"LIN-PRED  (posterior presences): {r['lin_pred_acc']:.4f}   [train {r['lin_pred_acc_train']:.4f}]",
         f"prior presences: LIN-MATCH {r['lin_match_acc_prior']:.4f} [fit {r['lin_match_acc_fit_prior']:.4f}], "
         f"LIN-PRED {r['lin_pred_acc_prior']:.4f}"]
+        + ([_pixel_line(r)] if 'pixels' in r else [])
         + ([f"figures: {', '.join(r['figures'].values())}"] if r.get('figures') else []))
 
 @_command
