@@ -59,10 +59,11 @@ def main(capsys, *args):
 def test_scae_eval_text_report_and_no_figures(tiny_run, tmp_path, capsys):
     ckpt = tmp_path/'checkpoint.pt'                              # a checkpoint file given directly, in another folder
     ckpt.write_bytes((tiny_run/'checkpoint.pt').read_bytes())
-    code, out, err = main(capsys, '--checkpoint', ckpt, '--n_max', 30, '--no_figures', '--no_progress')
+    code, out, err = main(capsys, '--checkpoint', ckpt, '--n_max', 30, '--no_figures', '--no_progress', '--no_noise')
     assert code == 0, err
     assert 'LIN-MATCH (posterior presences):' in out and 'LIN-PRED  (posterior presences):' in out
     assert 'raw pixels of the same images (the bar to clear)' in out
+    assert '30 images, 10 clusters, presence noise off)' in out
     assert not list(tmp_path.glob('eval_*.png'))
 
 

@@ -466,6 +466,7 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
                         batch_size:int=128,
                         device:str='auto',          # auto, cpu, cuda, cuda:N, mps
                         seed:int=0,                 # presence noise, k-means, TSNE
+                        noise:bool=True,            # presence noise on, as the authors evaluate (False: the model without it)
                         figures:bool=True,          # write the figures next to the checkpoint
                         progress:bool=True
                        ) -> dict:                   # JSON-ready scores and where the figures are
@@ -507,12 +508,12 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
     eval_ds = fit_ds if split == 'train' else build(split)
     held_out = split == 'test' and getattr(eval_ds, 'held_out', True)
     fit_part, eval_part = _spread(fit_ds, n_max), _spread(eval_ds, n_max)
-    kw = dict(batch_size=batch_size, seed=seed, progress=progress)
+    kw = dict(batch_size=batch_size, seed=seed, noise=noise, progress=progress)
     fit = extract_features(model, fit_part, desc='train features', **kw)
     held = fit if split == 'train' else extract_features(model, eval_part, desc=f'{split} features', **kw)
     scores = classification_scores(fit, held, n_clusters=C, seed=seed)
     out = dict(checkpoint=str(path), checkpoint_step=int(ckpt['step']), dataset=dataset, split=split,
-               held_out=held_out, n_clusters=C, **scores.as_dict(),
+               held_out=held_out, n_clusters=C, noise=noise, **scores.as_dict(),
                pixels=pixel_scores(fit_part, eval_part, C, seed=seed))   # the bar to clear, on (at most 2,000 of) the same images
     if figures:
         folder = path.parent
@@ -540,7 +541,8 @@ def _report(r:dict) -> str:
         f"{r['checkpoint']} (step {r['checkpoint_step']}): {r['dataset']}, k-means and probe fit on train "
         f"({r['n_train']} images), evaluated on {r['split']}"
         + (' = the training images, NOT held out' if r['split'] == 'test' and not r.get('held_out', True) else '')
-        + f" ({r['n_eval']} images, {r.get('n_clusters', 10)} clusters)",
+        + f" ({r['n_eval']} images, {r.get('n_clusters', 10)} clusters"
+        + ('' if r.get('noise', True) else ', presence noise off') + ')',
         f"LIN-MATCH (posterior presences): {r['lin_match_acc']:.4f}   [fit split {r['lin_match_acc_fit']:.4f}, "
         f"with the train mapping {r['lin_match_acc_transfer']:.4f}]",
         f"LIN-PRED  (posterior presences): {r['lin_pred_acc']:.4f}   [train {r['lin_pred_acc_train']:.4f}]",
@@ -559,12 +561,13 @@ def scae_eval(checkpoint:str=None,  # run folder written by scae_train (or its c
               batch_size:int=128,   # images per forward pass
               device:str='auto',    # auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps
               seed:int=0,           # presence noise, k-means, TSNE
+              no_noise:bool=False,  # features without the presence noise (the authors evaluate with it)
               no_figures:bool=False, # do not write DIR/eval_*.png
               no_progress:bool=False # no progress bars
              ) -> dict:
     "Unsupervised classification (LIN-MATCH), linear probe (LIN-PRED) and figures of a trained SCAE"
     if checkpoint is None: raise EvalError('--checkpoint DIR is required (the --out folder of scae_train)')
-    r = evaluate_checkpoint(checkpoint, dataset, data_dir, split, n_max, batch_size, device, seed,
+    r = evaluate_checkpoint(checkpoint, dataset, data_dir, split, n_max, batch_size, device, seed, noise=not no_noise,
                             figures=not no_figures, progress=not no_progress)
     print(_dumps(r) if json else _report(r), flush=True)
     return r
