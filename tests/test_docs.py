@@ -214,3 +214,14 @@ def test_repo_links_and_readme(repo_build):
         assert 'data:image' not in s and 'base64' not in s
         for f in re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', s):
             if '://' not in f: assert (repo_build / f).is_file() or (ROOT / f).is_file(), f
+
+
+def test_readme_python_examples_run():
+    "Every ```python block of the README (the public API the front page shows) runs as written, and its loss is finite"
+    import torch
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / 'README.md').read_text(), re.S)
+    assert blocks, 'the README shows no Python example'
+    for i, block in enumerate(blocks):
+        scope = {}
+        exec(compile(block, f'README.md python block {i}', 'exec'), scope)
+        if 'total' in scope: assert torch.isfinite(scope['total']), scope['total']

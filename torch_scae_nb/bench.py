@@ -125,7 +125,7 @@ class BenchResult:
 
 # %% ../nbs/95_benchmark.ipynb #addb3b8e
 def _device(device):
-    from torch_scae_nb.train import resolve_device
+    from torch_scae_nb.runs import resolve_device
     return resolve_device(device)
 
 @contextmanager
@@ -206,7 +206,7 @@ def _profile_step(config, batch_size, device, steps, row_limit, seed):
     return prof.key_averages().table(sort_by=key, row_limit=row_limit, max_name_column_width=40)
 
 # %% ../nbs/95_benchmark.ipynb #0986970a
-def scae_bench(config:str='mnist',   # preset (mnist, mnist_paper, svhn, cifar10, tiny) or path to a .py config
+def scae_bench(config:str='mnist',   # preset (mnist, mnist_paper, mnist_cpu, svhn, cifar10, tiny) or path to a .py config
                batch_size:int=128,   # batch size B
                device:str='auto',    # auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps
                threads:int=None,     # CPU intra-op threads (torch.set_num_threads) [default: torch's]

@@ -6,7 +6,8 @@
 __all__ = ['DEBIAN_FASHION_MNIST', 'DATASETS', 'read_idx', 'write_idx', 'make_fake_mnist', 'pad_translate', 'CanvasDataset',
            'center_of_mass', 'load_digits_28', 'default_data_dir', 'find_idx_files', 'DataError', 'first_line',
            'DataWarning', 'load_mnist_like', 'load_torchvision_rgb', 'fit_to_box', 'ImageFolderSource',
-           'register_dataset', 'make_dataset', 'dataset_options', 'make_loader', 'set_epoch', 'show_batch']
+           'register_dataset', 'make_dataset', 'dataset_options', 'make_loader', 'set_epoch', 'show_batch',
+           'sobel_edges', 'normalized_sobel_edges', 'make_target']
 
 # %% ../nbs/92_data.ipynb #e856416b
 import gzip
@@ -258,6 +259,7 @@ def load_mnist_like(name:str='mnist',      # 'mnist' or 'fashion_mnist'
 
 # %% ../nbs/92_data.ipynb #3eb70104
 from .templates import sobel_edges, normalized_sobel_edges, make_target  # re-exported: defined with the image likelihood
+_all_ = ['sobel_edges', 'normalized_sobel_edges', 'make_target']
 
 # %% ../nbs/92_data.ipynb #ce2f696a
 def load_torchvision_rgb(name:str,             # 'svhn' or 'cifar10'

@@ -724,7 +724,7 @@ def prepare_run(config=None, dataset=None, data_dir=None, download=False, steps=
 
 # %% ../nbs/94_training.ipynb #3b69fa02
 @_command
-def scae_train(config:str=None,            # preset (mnist, mnist_paper, svhn, cifar10, tiny, constellation) or path to a config module [default: tiny; on --resume: the checkpoint's]
+def scae_train(config:str=None,            # preset (mnist, mnist_paper, mnist_cpu, svhn, cifar10, tiny, constellation) or path to a config module [default: tiny; on --resume: the checkpoint's]
                dataset:str=None,           # mnist, fashion_mnist, digits, svhn, cifar10, folder or constellation [default: the config's, else digits]
                data_dir:str=None,          # where the dataset is (an existing torchvision root, IDX folder or image folder)
                download:bool=False,        # let torchvision download MNIST/Fashion-MNIST/SVHN/CIFAR10 into --data_dir
