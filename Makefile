@@ -12,7 +12,7 @@ setup:
 demo: setup
 	@bash tools/get_fashion_mnist.sh
 	rm -rf runs/demo  # the demo's own folder: each `make demo` starts afresh
-	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset $(DEMO_DATA) --config mnist_cpu --steps 800 --out runs/demo  # the CPU recipe (issue 11), 2-3 min on 2 cores
+	OMP_NUM_THREADS=1 .venv/bin/scae_train --dataset $(DEMO_DATA) --config mnist_cpu --steps 800 --out runs/demo  # the CPU recipe, about 3.5 min on one thread
 	OMP_NUM_THREADS=1 .venv/bin/scae_eval --checkpoint runs/demo --n_max 400 --no_progress  # LIN-MATCH / LIN-PRED + figures in runs/demo
 
 test: setup
