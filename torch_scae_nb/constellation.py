@@ -217,7 +217,7 @@ def segmentation_accuracy(assignment:torch.Tensor, pattern_id:torch.Tensor, pres
 CONSTELLATION_DEFAULTS = dict(
     model='constellation',            # this notebook's ConstellationAutoencoder
     dataset='constellation',          # the synthetic point sets above
-    n_classes=2,                      # C in the l2 sparsity constants (the authors' default for this model)
+    n_classes=2,                      # L in the l2 sparsity constants (the authors' default for this model)
     n_obj_caps=3,                     # K object capsules
     n_votes=4,                        # N votes (points) per capsule
     # set transformer (paper: 4 layers, 4 heads, 128 units; 32 numbers per capsule)

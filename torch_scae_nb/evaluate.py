@@ -100,19 +100,19 @@ def extract_features(model:nn.Module,            # an SCAE (its outputs have `pr
 # %% ../nbs/08_evaluation.ipynb #b3f676a4
 def count_matrix(clusters,                      # (N,) cluster id of every point, ints in [0, n_clusters)
                  labels,                        # (N,) label of every point, ints in [0, n_classes)
-                 n_clusters:Optional[int]=None, # C (default: largest id + 1)
+                 n_clusters:Optional[int]=None, # J (default: largest id + 1)
                  n_classes:Optional[int]=None   # L (default: largest label + 1)
-                ) -> np.ndarray:                # (C, L) int64: N[j, l] = #points of cluster j with label l
+                ) -> np.ndarray:                # (J, L) int64: N[j, l] = #points of cluster j with label l
     "How many points of each cluster carry each label"
     clusters, labels = np.asarray(clusters).ravel(), np.asarray(labels).ravel()
     if len(clusters) != len(labels):
         raise ValueError(f'clusters and labels differ in length: {len(clusters)} vs {len(labels)}')
     if len(labels) and (clusters.min() < 0 or labels.min() < 0): raise ValueError('cluster ids and labels must be >= 0')
-    C = n_clusters if n_clusters is not None else int(clusters.max(initial=-1)) + 1
+    J = n_clusters if n_clusters is not None else int(clusters.max(initial=-1)) + 1
     L = n_classes if n_classes is not None else int(labels.max(initial=-1)) + 1
-    if len(labels) and (clusters.max() >= C or labels.max() >= L):
-        raise ValueError(f'cluster ids must be < {C} and labels < {L}')
-    counts = np.zeros((C, L), dtype=np.int64)
+    if len(labels) and (clusters.max() >= J or labels.max() >= L):
+        raise ValueError(f'cluster ids must be < {J} and labels < {L}')
+    counts = np.zeros((J, L), dtype=np.int64)
     np.add.at(counts, (clusters.astype(np.int64), labels.astype(np.int64)), 1)
     return counts
 
@@ -120,8 +120,8 @@ def count_matrix(clusters,                      # (N,) cluster id of every point
 @dataclass
 class Matching:
     "The best one-to-one naming of clusters by labels"
-    mapping:np.ndarray   # (C,) label given to each cluster; -1 for clusters left unnamed (when C > L)
-    counts:np.ndarray    # (C, L) count matrix it was computed from
+    mapping:np.ndarray   # (J,) label given to each cluster; -1 for clusters left unnamed (when J > L)
+    counts:np.ndarray    # (J, L) count matrix it was computed from
     n_correct:int        # points whose cluster's name is their label
     accuracy:float       # n_correct / N
     def predict(self, clusters) -> np.ndarray:
@@ -130,7 +130,7 @@ class Matching:
 
 def match_clusters(clusters,                      # (N,) cluster ids in [0, n_clusters)
                    labels,                        # (N,) labels in [0, n_classes)
-                   n_clusters:Optional[int]=None, # C (default: largest id + 1)
+                   n_clusters:Optional[int]=None, # J (default: largest id + 1)
                    n_classes:Optional[int]=None   # L (default: largest label + 1)
                   ) -> Matching:
     "Name clusters by labels one-to-one so that the most points are right (Hungarian algorithm)"
@@ -148,15 +148,15 @@ class LinMatch:
     acc_fit:float                      # on the fitting split
     acc_eval:Optional[float]           # held-out split: fitted centroids, matched on its own labels
     acc_eval_transfer:Optional[float]  # held-out split with the fitting split's cluster -> label mapping
-    mapping:np.ndarray                 # (C,) fitting split's cluster -> label
-    centroids:np.ndarray               # (C, K) k-means centroids
+    mapping:np.ndarray                 # (J,) fitting split's cluster -> label
+    centroids:np.ndarray               # (J, K) k-means centroids
     clusters:np.ndarray                # (N_fit,) cluster of every fitting point
 
 def lin_match(fit_x:np.ndarray,                 # (N, K) features of the split k-means is fit on
               fit_y:np.ndarray,                 # (N,) its labels (used only to name clusters)
               eval_x:Optional[np.ndarray]=None, # (N', K) features of a held-out split
               eval_y:Optional[np.ndarray]=None, # (N',) its labels
-              n_clusters:int=10,                # C: the number of classes
+              n_clusters:int=10,                # J: the number of classes
               n_init:int=10,                    # k-means restarts (best inertia kept)
               max_iter:int=1000,                # k-means iterations per restart (the authors' value)
               seed:int=0                        # k-means seed

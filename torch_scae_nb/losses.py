@@ -70,8 +70,8 @@ SPARSITY_KINDS = ('l2', 'entropy', 'kl')
 
 def sparsity_loss(kind:str,                       # one of `SPARSITY_KINDS`
                   presence:torch.Tensor,          # (B, K) capsule presences
-                  n_classes:int=10,               # C, for 'l2'
-                  within_example_constant:float=0. # c_w for 'l2'; 0 means K / C
+                  n_classes:int=10,               # L, for 'l2'
+                  within_example_constant:float=0. # c_w for 'l2'; 0 means K / L
                  ) -> tuple[torch.Tensor, torch.Tensor]: # () within-example, () between-example term, both to minimise
     "Within- and between-example sparsity of capsule presences, by kind"
     if presence.dim() != 2:
@@ -107,8 +107,8 @@ def capsule_sparsity(caps_presence_prob:torch.Tensor,     # (B, K) prior: object
                      posterior_mixing_probs:torch.Tensor, # (B, M, K) posterior: p(capsule k | part m)
                      prior_kind:str='l2',                 # sparsity kind for the prior presence
                      posterior_kind:str='entropy',        # sparsity kind for the posterior presence
-                     n_classes:int=10,                    # C, for 'l2'
-                     prior_within_example_constant:float=0. # c_w for the prior 'l2' term; 0 means K / C
+                     n_classes:int=10,                    # L, for 'l2'
+                     prior_within_example_constant:float=0. # c_w for the prior 'l2' term; 0 means K / L
                     ) -> SparsityTerms:
     "Prior and posterior sparsity terms, as the authors compute them"
     prior = sparsity_loss(prior_kind, caps_presence_prob, n_classes, prior_within_example_constant)
