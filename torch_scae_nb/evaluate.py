@@ -433,7 +433,7 @@ def write_figures(model:nn.Module,   # the model
 # %% ../nbs/08_evaluation.ipynb #746ec7d1
 def _load_run(checkpoint, device):
     "(checkpoint dict, its path, model on `device` in eval mode)"
-    from torch_scae_nb.train import load_checkpoint, CheckpointError, resolve_device
+    from torch_scae_nb.runs import load_checkpoint, CheckpointError, resolve_device
     from torch_scae_nb.factory import make_model
     try: dev = resolve_device(device)
     except ValueError as e: raise EvalError(str(e)) from None
