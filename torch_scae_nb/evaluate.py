@@ -253,7 +253,8 @@ def pixel_scores(fit_data,                 # Dataset of the fitting (train) spli
                  seed:int=0
                 ) -> dict:                 # lin_match_acc, lin_pred_acc (eval split), n_train, n_eval
     "The baseline of every report: LIN-MATCH and LIN-PRED of the raw pixels of the same images"
-    (fx, fy), (ex, ey) = _pixels(fit_data, n_max, seed), _pixels(eval_data, n_max, seed)
+    fx, fy = _pixels(fit_data, n_max, seed)
+    ex, ey = (fx, fy) if eval_data is fit_data else _pixels(eval_data, n_max, seed)   # --split train: read once
     lm = lin_match(fx, fy, ex, ey, n_clusters, seed=seed)
     return dict(lin_match_acc=lm.acc_eval, lin_pred_acc=lin_pred(fx, fy, ex, ey).acc_test, n_train=len(fy), n_eval=len(ey))
 
@@ -507,7 +508,8 @@ def evaluate_checkpoint(checkpoint,                 # run folder of `scae_train`
                         f'got {n_max}')
     eval_ds = fit_ds if split == 'train' else build(split)
     held_out = split == 'test' and getattr(eval_ds, 'held_out', True)
-    fit_part, eval_part = _spread(fit_ds, n_max), _spread(eval_ds, n_max)
+    fit_part = _spread(fit_ds, n_max)
+    eval_part = fit_part if split == 'train' else _spread(eval_ds, n_max)
     kw = dict(batch_size=batch_size, seed=seed, noise=noise, progress=progress)
     fit = extract_features(model, fit_part, desc='train features', **kw)
     held = fit if split == 'train' else extract_features(model, eval_part, desc=f'{split} features', **kw)
